@@ -1,0 +1,13 @@
+//! # backprop
+//!
+//! Gradients of neural networks by backpropagation — from the teaching notebook's 4-5-1 sigmoid
+//! network, derived by hand ([`notebook`]), to a general reverse-mode autodiff engine with
+//! higher-order derivatives, MLPs trained on real data, and exact curvature analysis.
+
+pub mod error;
+pub mod nn;
+pub mod notebook;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use tensor::{DType, Scalar};

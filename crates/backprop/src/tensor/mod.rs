@@ -1,0 +1,9 @@
+//! Dense numeric kernels shared by the autodiff engine, the networks and the curvature code:
+//! the scalar types ([`Scalar`]: `f32` and `f64` through one generic path) and matrix products
+//! ([`gemm`], backed by faer).
+
+mod gemm;
+mod scalar;
+
+pub use gemm::{gemm, gemm_into};
+pub use scalar::{DType, Scalar};
