@@ -350,10 +350,69 @@ pub fn squared_error(a: &Gradients, w_1: &Array2<f64>, w_2: &Array1<f64>) -> f64
     (&a.w_1 - w_1).mapv(|d| d * d).sum() + (&a.w_2 - w_2).mapv(|d| d * d).sum()
 }
 
+/// The notebook's acceptance threshold for both checks: summed squared error < 1e-15.
+pub const TOLERANCE: f64 = 1e-15;
+
+/// The notebook's two checks, run on its own `x`, `W` and `y`: what `backprop notebook` prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checks {
+    /// ŷ from [`simple_feed_forward`].
+    pub y_hat: f64,
+    /// (ŷ − expected)²; the forward check passes when it is below [`TOLERANCE`].
+    pub forward_squared_error: f64,
+    /// The gradients from [`simple_backpropagation`].
+    pub gradients: Gradients,
+    /// [`squared_error`] against the notebook's table; the backward check passes below [`TOLERANCE`].
+    pub gradient_squared_error: f64,
+}
+
+impl Checks {
+    /// Whether the forward value passes the notebook's check.
+    pub fn forward_passed(&self) -> bool {
+        self.forward_squared_error < TOLERANCE
+    }
+
+    /// Whether the gradient table passes the notebook's check.
+    pub fn backward_passed(&self) -> bool {
+        self.gradient_squared_error < TOLERANCE
+    }
+
+    /// Both checks pass.
+    pub fn passed(&self) -> bool {
+        self.forward_passed() && self.backward_passed()
+    }
+}
+
+/// Runs the notebook's two checks exactly as its cells do.
+///
+/// ```
+/// let checks = backprop::notebook::run_checks().unwrap();
+/// assert!(checks.passed());
+/// ```
+pub fn run_checks() -> Result<Checks> {
+    let x = notebook_x();
+    let w = Weights::notebook();
+    let y_hat = simple_feed_forward(x.view(), &w)?;
+    let gradients = simple_backpropagation(NOTEBOOK_Y, x.view(), &w)?;
+    Ok(Checks {
+        y_hat,
+        forward_squared_error: (y_hat - EXPECTED_Y_HAT).powi(2),
+        gradient_squared_error: squared_error(&gradients, &expected_grad_w_1(), &expected_grad_w_2()),
+        gradients,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn notebook_checks_pass() {
+        let c = run_checks().unwrap();
+        assert!(c.forward_passed() && c.backward_passed() && c.passed());
+        assert!(c.forward_squared_error < 1e-30, "{:e}", c.forward_squared_error);
+    }
 
     #[test]
     fn matches_notebook_forward_value() {
