@@ -7,6 +7,7 @@
 pub mod error;
 pub mod nn;
 pub mod notebook;
+pub mod optim;
 pub mod tensor;
 
 pub use error::{Error, Result};
