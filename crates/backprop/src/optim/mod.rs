@@ -157,7 +157,7 @@ impl OptimizerConfig {
     pub fn slot_names(&self) -> &'static [&'static str] {
         match *self {
             OptimizerConfig::Gd { .. } => &[],
-            OptimizerConfig::Sgd { momentum, .. } if momentum == 0.0 => &[],
+            OptimizerConfig::Sgd { momentum: 0.0, .. } => &[],
             OptimizerConfig::Sgd { .. } => &["velocity"],
             OptimizerConfig::Adam { .. } => &["exp_avg", "exp_avg_sq"],
         }
@@ -259,7 +259,7 @@ impl<T: Scalar> Optimizer<T> {
         self.state.step += 1;
         match self.config {
             OptimizerConfig::Gd { lr } => sgd::plain(model, grads, lr),
-            OptimizerConfig::Sgd { lr, momentum, .. } if momentum == 0.0 => sgd::plain(model, grads, lr),
+            OptimizerConfig::Sgd { lr, momentum: 0.0, .. } => sgd::plain(model, grads, lr),
             OptimizerConfig::Sgd { lr, momentum, nesterov } => {
                 sgd::momentum(model, grads, &mut self.state.slots[0], lr, momentum, nesterov)
             }
