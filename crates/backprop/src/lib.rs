@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod nn;
 pub mod notebook;
+pub mod optim;
 pub mod tensor;
 
 pub use error::{Error, Result};
