@@ -114,14 +114,16 @@ pub fn run() -> anyhow::Result<Step> {
          δ = ∂L/∂z, and every gradient is a δ times the input its weight multiplies (derivation: \
          docs/derivation.md §3). At the notebook's point:",
     );
-    s.block(Block::Pre(format!(
-        "z⁽²⁾ = w⁽²⁾ᵀx⁽¹⁾ + b⁽²⁾        = {:.15}\n\
-         ŷ    = σ(z⁽²⁾)               = {:.15}\n\
-         L    = ½(ŷ − y)²             = {:.15e}\n\
-         δ⁽²⁾ = (ŷ − y)·σ'(z⁽²⁾)       = {:.15e}     = ∂L/∂b⁽²⁾\n\
-         ∂L/∂w⁽²⁾ⱼ = δ⁽²⁾·x⁽¹⁾ⱼ          ∂L/∂w⁽¹⁾ᵢⱼ = xᵢ·δ⁽¹⁾ⱼ          ∂L/∂b⁽¹⁾ⱼ = δ⁽¹⁾ⱼ",
-        t.z_2, t.y_hat, t.loss, t.delta_2
-    )));
+    let mut out_layer =
+        Table::new(["quantity", "formula", "value"]).caption("Output layer (forward, then the first δ)");
+    out_layer.numeric = vec![false, false, true];
+    out_layer.push(["z⁽²⁾", "w⁽²⁾ᵀx⁽¹⁾ + b⁽²⁾", &format!("{:.15}", t.z_2)]);
+    out_layer.push(["ŷ", "σ(z⁽²⁾)", &format!("{:.15}", t.y_hat)]);
+    out_layer.push(["L", "½(ŷ − y)²", &sci(t.loss, 15)]);
+    out_layer.push(["σ'(z⁽²⁾)", "ŷ(1 − ŷ)", &format!("{:.15}", notebook::grad_sigmoid(t.z_2))]);
+    out_layer.push(["δ⁽²⁾ = ∂L/∂b⁽²⁾", "(ŷ − y)·σ'(z⁽²⁾)", &sci(t.delta_2, 15)]);
+    s.block(Block::Table(out_layer));
+    s.text("Then, per hidden unit: ∂L/∂w⁽²⁾ⱼ = δ⁽²⁾·x⁽¹⁾ⱼ, δ⁽¹⁾ⱼ = δ⁽²⁾·w⁽²⁾ⱼ·σ'(z⁽¹⁾ⱼ) = ∂L/∂b⁽¹⁾ⱼ, and ∂L/∂w⁽¹⁾ᵢⱼ = xᵢ·δ⁽¹⁾ⱼ.");
     let mut table = Table::new([
         "hidden unit j",
         "z⁽¹⁾ⱼ",

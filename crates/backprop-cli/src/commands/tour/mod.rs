@@ -8,8 +8,8 @@
 
 mod backward;
 mod checks;
-#[allow(dead_code)] // TEMP: num and pct are used by the training step.
 mod format;
+mod training;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +116,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     record(1, "notebook", "notebook checks", checks::run()?);
     record(2, "backward", "backward pass", backward::run()?);
+    let (step, _trained) = training::run(training::Config::default(), !console.quiet)?;
+    record(3, "training", "training on iris", step);
 
     let checks: Vec<serde_json::Value> = doc
         .checks()
