@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod notebook;
 pub mod tensor;
