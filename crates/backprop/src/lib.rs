@@ -7,6 +7,7 @@
 pub mod curvature;
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod notebook;
 pub mod optim;
