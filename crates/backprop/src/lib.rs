@@ -12,6 +12,7 @@ pub mod nn;
 pub mod notebook;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Scalar};
