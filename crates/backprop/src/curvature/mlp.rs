@@ -331,7 +331,7 @@ impl MlpObjective {
     }
 
     /// Backward pass: G_Zₗ for every layer, and the gradient in the flat order.
-    fn backward(&self, fw: &Forward) -> Result<(Vec<Array2<f64>>, Vec<Array2<f64>>, Array1<f64>)> {
+    fn backward(&self, fw: &Forward) -> Result<Backward> {
         let layers = &fw.model.layers;
         let nl = layers.len();
         let mut grad = Array1::zeros(self.dim);
@@ -370,7 +370,7 @@ impl MlpObjective {
             }
             g_z[l] = gz;
         }
-        Ok((g_a, g_z, grad))
+        Ok(Backward { g_a, g_z, grad })
     }
 
     /// Whether layer l's activation is folded into the loss head (or is the identity), so
@@ -389,6 +389,13 @@ fn softmax(o: ArrayView2<'_, f64>) -> Array2<f64> {
         row /= s;
     }
     p
+}
+
+/// Loss gradients w.r.t. every layer's output (G_A) and pre-activation (G_Z), and ∇L.
+struct Backward {
+    g_a: Vec<Array2<f64>>,
+    g_z: Vec<Array2<f64>>,
+    grad: Array1<f64>,
 }
 
 struct Forward {
@@ -410,8 +417,7 @@ impl Objective for MlpObjective {
 
     fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)> {
         let fw = self.forward(w)?;
-        let (_, _, grad) = self.backward(&fw)?;
-        Ok((fw.loss, grad))
+        Ok((fw.loss, self.backward(&fw)?.grad))
     }
 
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>> {
@@ -423,11 +429,11 @@ impl MlpObjective {
     /// The curvature operator at w with its forward/backward state cached (concrete type).
     pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
         let fw = self.forward(w)?;
-        let (g_a, g_z, _) = self.backward(&fw)?;
+        let Backward { g_a, g_z, .. } = self.backward(&fw)?;
         let nl = fw.model.layers.len();
         let mut d1 = Vec::with_capacity(nl);
         let mut d2 = Vec::with_capacity(nl);
-        for l in 0..nl {
+        for (l, ga) in g_a.iter().enumerate() {
             let f = fw.model.layers[l].activation;
             if self.linear_top(l) || f == Activation::Identity {
                 d1.push(None);
@@ -448,7 +454,7 @@ impl MlpObjective {
                 ndarray::Zip::from(&mut f2)
                     .and(&fw.z[l])
                     .and(&fw.a[l])
-                    .and(&g_a[l])
+                    .and(ga)
                     .for_each(|d, &z, &a, &g| *d = g * f.second_derivative(z, a));
                 d2.push(Some(f2));
             } else {
