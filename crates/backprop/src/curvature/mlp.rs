@@ -119,54 +119,15 @@ impl MlpObjective {
         if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::non_finite("x", format!("row {}, column {} is {v}", i / d, i % d)));
         }
-        if let Some((i, v)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::non_finite("y", format!("element {i} is {v}")));
-        }
         let outputs = model.outputs();
         let last = model.layers.last().map_or(Activation::Identity, |l| l.activation);
+        // The training code's own checks: the same losses accept the same models and targets.
+        loss.check_output(last, outputs)?;
+        loss.check_targets(y.view(), outputs)?;
         let head = match loss {
-            Loss::CrossEntropy => {
-                if y.ncols() != 1 {
-                    return Err(Error::shape(
-                        "cross_entropy",
-                        format!("targets must be one column of class indices, got {} columns", y.ncols()),
-                    ));
-                }
-                let mut labels = Vec::with_capacity(n);
-                for (i, &c) in y.iter().enumerate() {
-                    if c < 0.0 || c.fract() != 0.0 || c as usize >= outputs {
-                        return Err(Error::invalid(
-                            "target",
-                            format!("row {i}: class {c} is not an integer in 0..{outputs}"),
-                        ));
-                    }
-                    labels.push(c as usize);
-                }
-                Head::CrossEntropy(labels)
-            }
-            _ if y.ncols() != outputs => {
-                return Err(Error::shape(
-                    "MlpObjective",
-                    format!("the model has {outputs} outputs but y has {} columns", y.ncols()),
-                ));
-            }
-            Loss::Bce => {
-                if !matches!(last, Activation::Sigmoid | Activation::Identity) {
-                    return Err(Error::invalid(
-                        "loss",
-                        format!(
-                            "bce needs a sigmoid (or identity: logits) output layer, the model ends in {last}"
-                        ),
-                    ));
-                }
-                if let Some((i, v)) = y.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
-                    return Err(Error::invalid(
-                        "target",
-                        format!("bce targets must lie in [0, 1]; element {i} is {v}"),
-                    ));
-                }
-                Head::BceLogits
-            }
+            // Class indices are whole numbers in 0..outputs (checked above).
+            Loss::CrossEntropy => Head::CrossEntropy(y.iter().map(|&c| c as usize).collect()),
+            Loss::Bce => Head::BceLogits,
             Loss::SquaredError => Head::SquaredError,
             Loss::Mse => Head::Mse,
         };
@@ -840,6 +801,19 @@ mod tests {
     }
 
     #[test]
+    fn loss_and_gradient_match_the_training_code() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            let (l, g) = obj.value_grad(w.view()).unwrap();
+            let (l2, g2) = obj.model.loss_and_grad(obj.loss, obj.x.view(), obj.y.view()).unwrap();
+            let g2 = g2.flat(obj.selection());
+            assert!((l - l2).abs() <= 1e-14 * l.abs().max(1.0), "{name}: {l} vs {l2}");
+            let err = (&g - &g2).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(err < 1e-14, "{name}: {err:e}");
+        }
+    }
+
+    #[test]
     fn hessian_is_symmetric_and_matches_central_differences_of_gradients() {
         for (obj, name) in cases() {
             let w = obj.initial();
@@ -999,6 +973,10 @@ mod tests {
         );
         let wide = random_matrix(4, 5, 3);
         assert!(MlpObjective::new(&m, wide.view(), y.view(), Loss::Mse).is_err());
+        let mut bad_y = y.clone();
+        bad_y[[3, 1]] = f64::INFINITY;
+        let err = MlpObjective::new(&m, x.view(), bad_y.view(), Loss::Mse).unwrap_err().to_string();
+        assert!(err.contains("row 3"), "{err}");
         let bad_class = ndarray::array![[0.0], [1.0], [2.0], [0.5]];
         let err =
             MlpObjective::new(&m, x.view(), bad_class.view(), Loss::CrossEntropy).unwrap_err().to_string();
