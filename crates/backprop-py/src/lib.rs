@@ -7,6 +7,7 @@
 
 mod convert;
 mod errors;
+mod model;
 mod notebook;
 
 use pyo3::prelude::*;
@@ -18,6 +19,9 @@ mod _backprop {
 
     #[pymodule_export]
     use crate::notebook::{grad_sigmoid, sigmoid, simple_backpropagation, simple_feed_forward};
+
+    #[pymodule_export]
+    use crate::model::{PyMlp, eigh, load_dataset};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
