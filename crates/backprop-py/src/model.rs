@@ -308,14 +308,15 @@ impl PyMlp {
         dtype_name(self.model.dtype())
     }
 
-    /// The model's own loss (None if unset: methods then default to squared_error).
+    /// The model's own loss name, used when a method is not given one (None if unset: methods
+    /// then use squared_error). Set by the constructor's ``loss``, by ``train`` and by files.
     #[getter]
-    fn get_loss(&self) -> Option<String> {
+    fn get_default_loss(&self) -> Option<String> {
         self.config.loss.map(|l| l.to_string())
     }
 
     #[setter]
-    fn set_loss(&mut self, py: Python<'_>, loss: Option<&str>) -> PyResult<()> {
+    fn set_default_loss(&mut self, py: Python<'_>, loss: Option<&str>) -> PyResult<()> {
         self.config.loss = loss.map(|l| parse(py, l)).transpose()?;
         Ok(())
     }
