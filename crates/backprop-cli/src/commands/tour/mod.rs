@@ -8,6 +8,7 @@
 
 mod backward;
 mod checks;
+mod curvature;
 mod format;
 mod training;
 
@@ -116,8 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     record(1, "notebook", "notebook checks", checks::run()?);
     record(2, "backward", "backward pass", backward::run()?);
-    let (step, _trained) = training::run(training::Config::default(), !console.quiet)?;
+    let (step, trained) = training::run(training::Config::default(), !console.quiet)?;
     record(3, "training", "training on iris", step);
+    record(4, "curvature", "Hessian and L2 shrinkage", curvature::run(&trained)?);
 
     let checks: Vec<serde_json::Value> = doc
         .checks()
