@@ -107,7 +107,7 @@ impl Lanczos {
         if self.top + self.bottom == 0 {
             return Err(Error::invalid("lanczos", "ask for at least one eigenvalue (top or bottom)"));
         }
-        if !(self.tol > 0.0) {
+        if self.tol.is_nan() || self.tol <= 0.0 {
             return Err(Error::invalid("tol", format!("must be positive, got {}", self.tol)));
         }
         let max_steps = self.max_steps.min(n).max(1);

@@ -119,54 +119,15 @@ impl MlpObjective {
         if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::non_finite("x", format!("row {}, column {} is {v}", i / d, i % d)));
         }
-        if let Some((i, v)) = y.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::non_finite("y", format!("element {i} is {v}")));
-        }
         let outputs = model.outputs();
         let last = model.layers.last().map_or(Activation::Identity, |l| l.activation);
+        // The training code's own checks: the same losses accept the same models and targets.
+        loss.check_output(last, outputs)?;
+        loss.check_targets(y.view(), outputs)?;
         let head = match loss {
-            Loss::CrossEntropy => {
-                if y.ncols() != 1 {
-                    return Err(Error::shape(
-                        "cross_entropy",
-                        format!("targets must be one column of class indices, got {} columns", y.ncols()),
-                    ));
-                }
-                let mut labels = Vec::with_capacity(n);
-                for (i, &c) in y.iter().enumerate() {
-                    if c < 0.0 || c.fract() != 0.0 || c as usize >= outputs {
-                        return Err(Error::invalid(
-                            "target",
-                            format!("row {i}: class {c} is not an integer in 0..{outputs}"),
-                        ));
-                    }
-                    labels.push(c as usize);
-                }
-                Head::CrossEntropy(labels)
-            }
-            _ if y.ncols() != outputs => {
-                return Err(Error::shape(
-                    "MlpObjective",
-                    format!("the model has {outputs} outputs but y has {} columns", y.ncols()),
-                ));
-            }
-            Loss::Bce => {
-                if !matches!(last, Activation::Sigmoid | Activation::Identity) {
-                    return Err(Error::invalid(
-                        "loss",
-                        format!(
-                            "bce needs a sigmoid (or identity: logits) output layer, the model ends in {last}"
-                        ),
-                    ));
-                }
-                if let Some((i, v)) = y.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
-                    return Err(Error::invalid(
-                        "target",
-                        format!("bce targets must lie in [0, 1]; element {i} is {v}"),
-                    ));
-                }
-                Head::BceLogits
-            }
+            // Class indices are whole numbers in 0..outputs (checked above).
+            Loss::CrossEntropy => Head::CrossEntropy(y.iter().map(|&c| c as usize).collect()),
+            Loss::Bce => Head::BceLogits,
             Loss::SquaredError => Head::SquaredError,
             Loss::Mse => Head::Mse,
         };
@@ -331,7 +292,7 @@ impl MlpObjective {
     }
 
     /// Backward pass: G_Zₗ for every layer, and the gradient in the flat order.
-    fn backward(&self, fw: &Forward) -> Result<(Vec<Array2<f64>>, Vec<Array2<f64>>, Array1<f64>)> {
+    fn backward(&self, fw: &Forward) -> Result<Backward> {
         let layers = &fw.model.layers;
         let nl = layers.len();
         let mut grad = Array1::zeros(self.dim);
@@ -370,7 +331,7 @@ impl MlpObjective {
             }
             g_z[l] = gz;
         }
-        Ok((g_a, g_z, grad))
+        Ok(Backward { g_a, g_z, grad })
     }
 
     /// Whether layer l's activation is folded into the loss head (or is the identity), so
@@ -389,6 +350,13 @@ fn softmax(o: ArrayView2<'_, f64>) -> Array2<f64> {
         row /= s;
     }
     p
+}
+
+/// Loss gradients w.r.t. every layer's output (G_A) and pre-activation (G_Z), and ∇L.
+struct Backward {
+    g_a: Vec<Array2<f64>>,
+    g_z: Vec<Array2<f64>>,
+    grad: Array1<f64>,
 }
 
 struct Forward {
@@ -410,8 +378,7 @@ impl Objective for MlpObjective {
 
     fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)> {
         let fw = self.forward(w)?;
-        let (_, _, grad) = self.backward(&fw)?;
-        Ok((fw.loss, grad))
+        Ok((fw.loss, self.backward(&fw)?.grad))
     }
 
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>> {
@@ -423,11 +390,11 @@ impl MlpObjective {
     /// The curvature operator at w with its forward/backward state cached (concrete type).
     pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
         let fw = self.forward(w)?;
-        let (g_a, g_z, _) = self.backward(&fw)?;
+        let Backward { g_a, g_z, .. } = self.backward(&fw)?;
         let nl = fw.model.layers.len();
         let mut d1 = Vec::with_capacity(nl);
         let mut d2 = Vec::with_capacity(nl);
-        for l in 0..nl {
+        for (l, ga) in g_a.iter().enumerate() {
             let f = fw.model.layers[l].activation;
             if self.linear_top(l) || f == Activation::Identity {
                 d1.push(None);
@@ -448,7 +415,7 @@ impl MlpObjective {
                 ndarray::Zip::from(&mut f2)
                     .and(&fw.z[l])
                     .and(&fw.a[l])
-                    .and(&g_a[l])
+                    .and(ga)
                     .for_each(|d, &z, &a, &g| *d = g * f.second_derivative(z, a));
                 d2.push(Some(f2));
             } else {
@@ -834,6 +801,19 @@ mod tests {
     }
 
     #[test]
+    fn loss_and_gradient_match_the_training_code() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            let (l, g) = obj.value_grad(w.view()).unwrap();
+            let (l2, g2) = obj.model.loss_and_grad(obj.loss, obj.x.view(), obj.y.view()).unwrap();
+            let g2 = g2.flat(obj.selection());
+            assert!((l - l2).abs() <= 1e-14 * l.abs().max(1.0), "{name}: {l} vs {l2}");
+            let err = (&g - &g2).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(err < 1e-14, "{name}: {err:e}");
+        }
+    }
+
+    #[test]
     fn hessian_is_symmetric_and_matches_central_differences_of_gradients() {
         for (obj, name) in cases() {
             let w = obj.initial();
@@ -993,6 +973,10 @@ mod tests {
         );
         let wide = random_matrix(4, 5, 3);
         assert!(MlpObjective::new(&m, wide.view(), y.view(), Loss::Mse).is_err());
+        let mut bad_y = y.clone();
+        bad_y[[3, 1]] = f64::INFINITY;
+        let err = MlpObjective::new(&m, x.view(), bad_y.view(), Loss::Mse).unwrap_err().to_string();
+        assert!(err.contains("row 3"), "{err}");
         let bad_class = ndarray::array![[0.0], [1.0], [2.0], [0.5]];
         let err =
             MlpObjective::new(&m, x.view(), bad_class.view(), Loss::CrossEntropy).unwrap_err().to_string();

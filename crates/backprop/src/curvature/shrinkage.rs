@@ -107,9 +107,12 @@ pub struct Diagnostics {
     /// λ_max/λ_min of |λ| (∞ when singular).
     pub condition_number: f64,
     /// The slope p of log(relative error) ≈ p·log(μ) + c over the μ list: how fast the quadratic
-    /// prediction degrades as μ moves the optimum further from w* (≈ 1 is expected when the
-    /// third-order terms dominate). `None` with fewer than two positive errors.
+    /// prediction degrades as μ moves the optimum further from w*. The quadratic model is exact
+    /// to first order, so p ≈ 2 for μ well below the small eigenvalues; smaller p means μ is
+    /// already beyond the quadratic regime. `None` with fewer than two positive errors.
     pub error_growth_exponent: Option<f64>,
+    /// The same slope for `relative_error_joint` (free biases accounted for).
+    pub error_growth_exponent_joint: Option<f64>,
     /// Human-readable warnings derived from the numbers above.
     pub warnings: Vec<String>,
 }
@@ -309,7 +312,9 @@ impl ShrinkageAnalysis {
             progress(done + 1, self.mus.len());
         }
         let mut diagnostics = diagnostics;
-        diagnostics.error_growth_exponent = growth_exponent(&results);
+        diagnostics.error_growth_exponent = growth_exponent(results.iter().map(|r| (r.mu, r.relative_error)));
+        diagnostics.error_growth_exponent_joint =
+            growth_exponent(results.iter().filter_map(|r| Some((r.mu, r.relative_error_joint?))));
         if results.iter().any(|r| !r.minimizer.converged) {
             diagnostics.warnings.push("the minimiser did not converge for some μ: w_μ is approximate".into());
         }
@@ -422,16 +427,15 @@ fn diagnose(eig: &SymmetricEigen, g: &Array1<f64>, grad_norm_all: f64, w: &Array
         largest_degenerate_group: largest,
         condition_number: eig.condition_number(),
         error_growth_exponent: None,
+        error_growth_exponent_joint: None,
         warnings,
     }
 }
 
-fn growth_exponent(results: &[MuResult]) -> Option<f64> {
-    let pts: Vec<(f64, f64)> = results
-        .iter()
-        .filter(|r| r.relative_error > 0.0 && r.relative_error.is_finite())
-        .map(|r| (r.mu.ln(), r.relative_error.ln()))
-        .collect();
+/// Least-squares slope of log(error) against log(μ).
+fn growth_exponent(points: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let pts: Vec<(f64, f64)> =
+        points.filter(|(_, e)| *e > 0.0 && e.is_finite()).map(|(m, e)| (m.ln(), e.ln())).collect();
     if pts.len() < 2 {
         return None;
     }
@@ -441,4 +445,163 @@ fn growth_exponent(results: &[MuResult]) -> Option<f64> {
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
     (sxx > 0.0).then(|| sxy / sxx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Activation;
+    use rand::rngs::ChaCha8Rng;
+    use rand::{RngExt, SeedableRng};
+
+    fn random(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_simple_fn((n, d), || 2.0 * rng.random::<f64>() - 1.0)
+    }
+
+    /// Gaussian elimination with partial pivoting: an oracle independent of faer.
+    fn solve(mut a: Array2<f64>, mut b: Array1<f64>) -> Array1<f64> {
+        let n = b.len();
+        for c in 0..n {
+            let p = (c..n).max_by(|&i, &j| a[[i, c]].abs().total_cmp(&a[[j, c]].abs())).unwrap();
+            for k in 0..n {
+                a.swap([c, k], [p, k]);
+            }
+            b.swap(c, p);
+            for r in c + 1..n {
+                let f = a[[r, c]] / a[[c, c]];
+                for k in c..n {
+                    a[[r, k]] -= f * a[[c, k]];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+        let mut x = Array1::zeros(n);
+        for r in (0..n).rev() {
+            let s: f64 = (r + 1..n).map(|k| a[[r, k]] * x[k]).sum();
+            x[r] = (b[r] - s) / a[[r, r]];
+        }
+        x
+    }
+
+    #[test]
+    fn quadratic_loss_prediction_equals_the_true_regularised_optimum() {
+        // Linear model, squared error: L = (1/2n)‖Xw − y‖², H = XᵀX/n, w* = least squares.
+        let (n, d) = (40, 6);
+        let x = random(n, d, 1);
+        let y = random(n, 1, 2);
+        let h = x.t().dot(&x) / n as f64;
+        let xty = x.t().dot(&y.column(0)) / n as f64;
+        let w_star = solve(h.clone(), xty.clone());
+        let mut m = Mlp::<f64>::zeros(&[d, 1], &[Activation::Identity], false).unwrap();
+        m.layers[0].weight.row_mut(0).assign(&w_star);
+        let mus = vec![1e-3, 1e-2, 0.1, 1.0, 10.0];
+        let r = ShrinkageAnalysis::new(mus.clone()).run(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+        assert!(r.diagnostics.grad_norm < 1e-14);
+        for (res, &mu) in r.results.iter().zip(&mus) {
+            let mut a = h.clone();
+            for i in 0..d {
+                a[[i, i]] += mu;
+            }
+            let exact = solve(a, xty.clone());
+            let pred_err = norm(&(&res.predicted - &exact)) / norm(&exact);
+            assert!(pred_err < 1e-12, "μ = {mu}: prediction vs closed form {pred_err:e}");
+            assert!(res.relative_error < 1e-10, "μ = {mu}: relative error {:e}", res.relative_error);
+            assert!(res.minimizer.converged && res.minimizer.positive_definite);
+            for dir in &res.directions {
+                let measured = dir.measured.unwrap();
+                assert!(
+                    (measured - dir.predicted).abs() < 1e-9,
+                    "μ = {mu}, direction {}: {measured} vs {}",
+                    dir.index,
+                    dir.predicted
+                );
+            }
+            assert_eq!(res.relative_error_gauss_newton.map(|e| e < 1e-10), Some(true));
+        }
+    }
+
+    #[test]
+    fn joint_prediction_is_exact_for_a_quadratic_loss_with_free_biases() {
+        let (n, d) = (30, 4);
+        let x = random(n, d, 3);
+        let y = random(n, 1, 4).mapv(|v| v + 2.0);
+        // Least squares with an intercept: augment X with a column of ones.
+        let mut xa = Array2::ones((n, d + 1));
+        xa.slice_mut(ndarray::s![.., 0..d]).assign(&x);
+        let coef = solve(xa.t().dot(&xa), xa.t().dot(&y.column(0)));
+        let mut m = Mlp::<f64>::zeros(&[d, 1], &[Activation::Identity], true).unwrap();
+        m.layers[0].weight.row_mut(0).assign(&coef.slice(ndarray::s![0..d]));
+        m.layers[0].bias = Some(Array1::from_elem(1, coef[d]));
+        let r =
+            ShrinkageAnalysis::new(vec![0.01, 0.5]).run(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+        assert_eq!((r.n_params, r.n_params_all), (4, 5));
+        for res in &r.results {
+            assert!(res.relative_error_joint.unwrap() < 1e-10, "{:?}", res.relative_error_joint);
+            // The notebook formula holds the bias fixed: not exact for uncentred data.
+            assert!(res.relative_error > 1e-6);
+        }
+    }
+
+    #[test]
+    fn nonlinear_network_shrinks_small_eigen_directions_more_and_error_grows_with_mu() {
+        // A teacher network plus noise: the student's minimum is non-degenerate.
+        let x = random(80, 3, 5);
+        let mut teacher =
+            Mlp::<f64>::zeros(&[3, 3, 1], &[Activation::Tanh, Activation::Identity], true).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for l in &mut teacher.layers {
+            l.weight.mapv_inplace(|_| 2.0 * rng.random::<f64>() - 1.0);
+        }
+        let h1 = x.dot(&teacher.layers[0].weight.t()).mapv(f64::tanh);
+        let y = (h1.dot(&teacher.layers[1].weight.t())).mapv(|v| v + 0.1 * (rng.random::<f64>() - 0.5));
+        let mut m = teacher.clone();
+        for l in &mut m.layers {
+            l.weight.mapv_inplace(|w| w + 0.05 * (rng.random::<f64>() - 0.5));
+        }
+        // Train to a minimum (μ = 0 Newton) so that w* is stationary.
+        let all = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError)
+            .unwrap()
+            .params(ParamSelection::All);
+        let fit = PenalisedNewton::new()
+            .minimize(&all, all.initial().view(), all.penalty_mask().view(), 0.0)
+            .unwrap();
+        assert!(fit.converged, "{fit:?}");
+        m.set_flat_params(ParamSelection::All, fit.w.as_slice().unwrap()).unwrap();
+        // μ relative to the flattest direction of the joint (weights and biases) Hessian: the
+        // quadratic model only claims to hold while μ moves w* little along it.
+        let joint = all.hessian(fit.w.view()).unwrap();
+        let lam_min = eigh(joint.view()).unwrap().values.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(lam_min > 0.0);
+        let mus = vec![1e-4 * lam_min, 1e-3 * lam_min, 1e-2 * lam_min];
+        let r = ShrinkageAnalysis::new(mus).run(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+        assert!(r.diagnostics.relative_newton_step < 1e-8);
+        assert_eq!(
+            (r.diagnostics.negative_eigenvalues, r.diagnostics.tiny_eigenvalues),
+            (0, 0),
+            "{:?}",
+            r.eigenvalues
+        );
+        let errs: Vec<f64> = r.results.iter().map(|r| r.relative_error_joint.unwrap()).collect();
+        // The quadratic model is exact to first order in μ: the error falls like μ².
+        assert!(errs[0] < 1e-6 && errs[0] < errs[1] && errs[1] < errs[2], "{errs:?}");
+        // Large-λ directions keep their weight, small-λ ones shrink (where λ > 0).
+        let res = &r.results[2];
+        let top = &res.directions[0];
+        assert!(top.predicted > 0.999);
+        let last_pos = res.directions.iter().rev().find(|d| d.eigenvalue > 0.0).unwrap();
+        assert!(last_pos.predicted < top.predicted);
+        let p = r.diagnostics.error_growth_exponent_joint.unwrap();
+        assert!((1.7..2.3).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn invalid_mu_is_an_error() {
+        let m = Mlp::<f64>::zeros(&[2, 1], &[Activation::Identity], false).unwrap();
+        let x = random(3, 2, 1);
+        let y = random(3, 1, 2);
+        for mus in [vec![], vec![0.0], vec![-1.0], vec![f64::NAN]] {
+            assert!(ShrinkageAnalysis::new(mus).run(&m, x.view(), y.view(), Loss::SquaredError).is_err());
+        }
+    }
 }
