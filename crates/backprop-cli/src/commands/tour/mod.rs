@@ -97,6 +97,10 @@ impl Console {
 /// Runs the tour; exit status 0 only if every check passes.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
+    // Fail before half a minute of work, not after, when the report cannot be written.
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| backprop::Error::io(&args.out, e))
+        .map_err(|e| anyhow::anyhow!("cannot create the report directory: {e}"))?;
     let console = Console { quiet: args.quiet || args.json, total: 6 };
     let mut doc = Document {
         title: "backprop tour: the notebook, solved and tested on real data".into(),
