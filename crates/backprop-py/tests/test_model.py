@@ -357,3 +357,32 @@ def test_shrinkage_is_exact_for_a_quadratic_loss(rng):
         for d in r["directions"]:
             assert d["predicted"] == pytest.approx(d["eigenvalue"] / (d["eigenvalue"] + r["mu"]))
     assert report["eigenvectors"].shape == (3, 3)
+
+
+def test_ctrl_c_stops_training_and_keeps_the_weights_reached():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import numpy as np, backprop\n"
+        "x = np.random.default_rng(0).normal(size=(200, 3)); y = x[:, :1]\n"
+        "m = backprop.Mlp([3, 16, 1], activation='tanh', output_activation='identity')\n"
+        "w0 = m.get_params()\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    m.train(x, y, epochs=10**9, lr=1e-3, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    w = m.get_params()\n"
+        "    print('interrupted', not np.array_equal(w0, w), bool(np.isfinite(w).all()), flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert out.strip() == "interrupted True True"
