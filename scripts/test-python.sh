@@ -47,7 +47,7 @@ MATURIN_PEP517_ARGS="--profile $profile" \
 if [ -z "${BACKPROP_CLI:-}" ]; then
     step "building the CLI (for model-file round trips)"
     cargo build --quiet -p backprop-cli
-    export BACKPROP_CLI="$root/target/debug/backprop"
+    export BACKPROP_CLI="${CARGO_TARGET_DIR:-$root/target}/debug/backprop"
 fi
 
 step "pytest crates/backprop-py/tests"
