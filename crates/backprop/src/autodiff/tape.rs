@@ -198,7 +198,21 @@ impl<T: Scalar> Tape<T> {
 
     /// A 0-d differentiable input.
     pub fn scalar(&self, x: T) -> Var<'_, T> {
-        self.var(&ndarray::arr0(x))
+        self.push(Op::Leaf, |_, pool| Ok(pool.full(&[], x)))
+    }
+
+    /// A named 0-d input (no allocation: the value goes straight into a pooled buffer).
+    pub fn scalar_named(&self, name: impl Into<Cow<'static, str>>, x: T) -> Var<'_, T> {
+        let v = self.scalar(x);
+        self.inner.borrow_mut().nodes[v.id.index()].name = Some(name.into());
+        v
+    }
+
+    /// A named 0-d constant.
+    pub fn constant_scalar_named(&self, name: impl Into<Cow<'static, str>>, x: T) -> Var<'_, T> {
+        let v = self.push(Op::Const, |_, pool| Ok(pool.full(&[], x)));
+        self.inner.borrow_mut().nodes[v.id.index()].name = Some(name.into());
+        v
     }
 
     /// A constant: never differentiated (data, targets).
