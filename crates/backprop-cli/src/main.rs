@@ -28,6 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show the notebook network's backward pass step by step: every node's value and adjoint next to the hand-derived δ terms.
+    Explain(commands::explain::Args),
+    /// Run the notebook's two checks: the forward value and the hand-derived gradients.
     Notebook(commands::notebook::Args),
     /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),
@@ -36,6 +39,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Explain(args) => commands::explain::run(args),
         Command::Notebook(args) => commands::notebook::run(args),
         Command::Tour(args) => commands::tour::run(args),
     };

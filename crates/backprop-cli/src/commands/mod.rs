@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod explain;
 pub mod notebook;
 pub mod tour;
