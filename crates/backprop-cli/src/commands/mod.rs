@@ -1,4 +1,11 @@
 //! One module per subcommand.
 
+pub mod eval;
+pub mod grad;
+pub mod init;
+mod model_data;
 pub mod notebook;
+pub mod predict;
 pub mod tour;
+pub mod train;
+mod train_plots;
