@@ -100,7 +100,16 @@ fn train_writes_model_history_and_eval_reports_accuracy() {
     ])))
     .unwrap();
     assert_eq!(j["epochs"], 60);
-    for f in ["model.safetensors", "config.json", "history.csv", "checkpoint.safetensors"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "history.csv",
+        "checkpoint.safetensors",
+        "loss.png",
+        "loss.svg",
+        "accuracy.png",
+        "accuracy.svg",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
