@@ -34,6 +34,16 @@ enum Command {
     Notebook(commands::notebook::Args),
     /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),
+    /// Write an untrained model directory (model.safetensors + config.json).
+    Init(commands::init::Args),
+    /// Train a network on data; write the model, history.csv, curve plots and a checkpoint.
+    Train(commands::train::Args),
+    /// A model's loss (and accuracy or RMSE) on data.
+    Eval(commands::eval::Args),
+    /// A model's outputs on data.
+    Predict(commands::predict::Args),
+    /// The loss and the gradient of every tensor at the model's weights.
+    Grad(commands::grad::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +52,11 @@ fn main() -> std::process::ExitCode {
         Command::Explain(args) => commands::explain::run(args),
         Command::Notebook(args) => commands::notebook::run(args),
         Command::Tour(args) => commands::tour::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Grad(args) => commands::grad::run(args),
     };
     match result {
         Ok(code) => code,
