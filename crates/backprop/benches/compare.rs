@@ -62,7 +62,8 @@ fn mlp_params<T: Scalar>(sizes: &[usize], seed: u64) -> Vec<(Array2<T>, Array1<T
             let (fan_in, fan_out) = (w[0], w[1]);
             let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
             let weight = symmetric_uniform(seed + 2 * l as u64, fan_out, fan_in, limit);
-            let bias = symmetric_uniform(seed + 2 * l as u64 + 1, 1, fan_out, 0.1).into_shape_with_order(fan_out);
+            let bias =
+                symmetric_uniform(seed + 2 * l as u64 + 1, 1, fan_out, 0.1).into_shape_with_order(fan_out);
             (weight, bias.expect("1×n is n"))
         })
         .collect()
@@ -88,7 +89,13 @@ const SLOW_MIN_SAMPLES: usize = 2;
 const WARMUP: f64 = 0.3;
 
 fn time_row(f: &mut dyn FnMut(), quick: bool, first: bool) -> (Vec<f64>, usize) {
-    let warm_for = if quick { 0.02 } else if first { WARMUP } else { 0.05 };
+    let warm_for = if quick {
+        0.02
+    } else if first {
+        WARMUP
+    } else {
+        0.05
+    };
     let start = Instant::now();
     let mut calls = 0;
     let single = loop {
@@ -269,7 +276,11 @@ fn rows() -> Vec<(String, Setup)> {
     out.push(("eigh_2000".into(), Box::new(eigh_row)));
     for dt in ["f32", "f64"] {
         for n in GEMM_NS {
-            let setup: Setup = if dt == "f32" { Box::new(move || gemm_row::<f32>(n)) } else { Box::new(move || gemm_row::<f64>(n)) };
+            let setup: Setup = if dt == "f32" {
+                Box::new(move || gemm_row::<f32>(n))
+            } else {
+                Box::new(move || gemm_row::<f64>(n))
+            };
             out.push((format!("gemm_{dt}_{n}"), setup));
         }
     }
