@@ -59,11 +59,19 @@ pub(crate) fn encode_classes(
             distinct.sort();
             distinct.dedup();
             let ints: Option<Vec<i64>> = distinct.iter().map(|c| c.parse::<i64>().ok()).collect();
-            if let Some(mut ints) = ints {
-                ints.sort_unstable();
-                ints.iter().map(i64::to_string).collect()
-            } else {
-                distinct
+            match ints {
+                // Non-negative integer labels are class indices already (PyTorch's convention):
+                // classes 0..=max, so a label keeps its value even when some class is absent
+                // from this file.
+                Some(ints) if ints.iter().all(|&v| v >= 0) => {
+                    let max = ints.iter().copied().max().unwrap_or(0);
+                    (0..=max).map(|v| v.to_string()).collect()
+                }
+                Some(mut ints) => {
+                    ints.sort_unstable();
+                    ints.iter().map(i64::to_string).collect()
+                }
+                None => distinct,
             }
         }
     };
@@ -87,11 +95,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn non_negative_integer_labels_are_their_own_indices() {
+        let (idx, classes) = encode_classes(&["0", "2", "2"], None).unwrap();
+        assert_eq!(idx, [0.0, 2.0, 2.0]);
+        assert_eq!(classes, ["0", "1", "2"]);
+    }
+
+    #[test]
     fn string_labels_sort_as_text_and_integers_numerically() {
         let (idx, cls) = encode_classes(&["b", "a", "c", "a"], None).unwrap();
         assert_eq!((idx, cls), (vec![1., 0., 2., 0.], vec!["a".into(), "b".into(), "c".into()]));
-        let (idx, cls) = encode_classes(&["10", "2", "2.0", " 1 "], None).unwrap();
-        assert_eq!((idx, cls), (vec![2., 1., 1., 0.], vec!["1".into(), "2".into(), "10".into()]));
+        let (idx, cls) = encode_classes(&["10", "-2", "-2.0", " 1 "], None).unwrap();
+        assert_eq!((idx, cls), (vec![2., 0., 0., 1.], vec!["-2".into(), "1".into(), "10".into()]));
     }
 
     #[test]

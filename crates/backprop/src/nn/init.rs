@@ -105,7 +105,6 @@ pub(crate) fn uniform01(rng: &mut ChaCha8Rng) -> f64 {
 /// An integer uniform in `0..n` (n ≥ 1) by rejection, free of modulo bias; portable and
 /// independent of `rand`'s internal algorithms, so shuffles never change with a crate upgrade.
 #[inline]
-#[allow(dead_code)] // used by the training loop
 pub(crate) fn uniform_below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     debug_assert!(n > 0);
     let zone = u64::MAX - (u64::MAX - n + 1) % n;
@@ -118,7 +117,6 @@ pub(crate) fn uniform_below(rng: &mut ChaCha8Rng, n: u64) -> u64 {
 }
 
 /// Fisher–Yates shuffle driven by [`uniform_below`].
-#[allow(dead_code)] // used by the training loop
 pub(crate) fn shuffle<U>(items: &mut [U], rng: &mut ChaCha8Rng) {
     for i in (1..items.len()).rev() {
         let j = uniform_below(rng, i as u64 + 1) as usize;

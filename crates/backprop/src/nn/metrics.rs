@@ -115,8 +115,20 @@ impl<T: Scalar> Mlp<T> {
     ) -> Result<Metrics> {
         super::forward::check_finite(&x, "input data")?;
         super::backward::check_batch(self, loss, &x, &y)?;
+        let mut ws = Workspace::new(self, batch.max(1).min(x.nrows()));
+        Ok(self.evaluate_in(&mut ws, loss, x, y, batch))
+    }
+
+    /// [`Mlp::evaluate`] after the checks, with a caller's workspace.
+    pub(crate) fn evaluate_in(
+        &self,
+        ws: &mut Workspace<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        batch: usize,
+    ) -> Metrics {
         let batch = batch.max(1);
-        let mut ws = Workspace::new(self, batch.min(x.nrows()));
         let mut sums = MetricSums::new();
         let mut start = 0;
         while start < x.nrows() {
@@ -127,7 +139,7 @@ impl<T: Scalar> Mlp<T> {
             sums.add(loss, l, ws.output(), ws.logits(), yb);
             start = end;
         }
-        Ok(sums.finish(loss))
+        sums.finish(loss)
     }
 }
 

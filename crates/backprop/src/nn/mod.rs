@@ -2,6 +2,7 @@
 //! fused forward/backward kernels that compute its gradients.
 
 pub mod activation;
+pub mod any;
 pub mod backward;
 pub mod forward;
 pub mod grads;
@@ -13,6 +14,7 @@ pub mod params;
 pub mod workspace;
 
 pub use activation::Activation;
+pub use any::AnyMlp;
 pub use grads::Grads;
 pub use init::{Init, MlpBuilder};
 pub use loss::Loss;
