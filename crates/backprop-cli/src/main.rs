@@ -2,11 +2,11 @@
 //! subcommand (one file in `commands/`) parses its options, calls the library and prints.
 
 mod commands;
+#[allow(dead_code)] // used by train, hessian and tour as they land
+mod plot;
 #[allow(dead_code, unused_imports)]
 // TEMP: the figure API is used once the tour trains a network (steps 3–4).
 mod report;
-#[allow(dead_code)] // used by train, hessian and tour as they land
-mod plot;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +31,8 @@ enum Command {
     Notebook(commands::notebook::Args),
     /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),
+    Hessian(commands::hessian::Args),
+    Regularize(commands::regularize::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +40,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Notebook(args) => commands::notebook::run(args),
         Command::Tour(args) => commands::tour::run(args),
+        Command::Hessian(args) => commands::hessian::run(args),
+        Command::Regularize(args) => commands::regularize::run(args),
     };
     match result {
         Ok(code) => code,

@@ -60,8 +60,12 @@ fn mlp_2020(c: &mut Criterion) {
     let w0 = obj.initial();
     let mut g = c.benchmark_group("hessian");
     g.sample_size(10).measurement_time(Duration::from_secs(8));
-    g.bench_function("mlp_20_50_20_1_2020_weights_256_samples", |b| b.iter(|| obj.hessian(w0.view()).unwrap()));
-    g.bench_function("gauss_newton_20_50_20_1_256_samples", |b| b.iter(|| obj.gauss_newton(w0.view()).unwrap()));
+    g.bench_function("mlp_20_50_20_1_2020_weights_256_samples", |b| {
+        b.iter(|| obj.hessian(w0.view()).unwrap())
+    });
+    g.bench_function("gauss_newton_20_50_20_1_256_samples", |b| {
+        b.iter(|| obj.gauss_newton(w0.view()).unwrap())
+    });
     g.finish();
 }
 

@@ -1,4 +1,6 @@
 //! One module per subcommand.
 
+pub mod hessian;
 pub mod notebook;
+pub mod regularize;
 pub mod tour;

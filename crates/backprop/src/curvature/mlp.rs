@@ -558,13 +558,16 @@ impl MlpCurvature<'_> {
                     let mut vwt = Array2::zeros((i, k * o));
                     for j in 0..k {
                         let vj = v.slice(s![j, slots[l].weight..slots[l].weight + o * i]);
-                        let vj = vj.into_shape_with_order((o, i)).map_err(|e| Error::shape("R-op", e.to_string()))?;
+                        let vj = vj
+                            .into_shape_with_order((o, i))
+                            .map_err(|e| Error::shape("R-op", e.to_string()))?;
                         vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
                     }
                     gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
                     if let Some(b) = slots[l].bias {
                         let vb = v.slice(s![.., b..b + o]);
-                        let rs = r.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+                        let rs =
+                            r.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
                         for (row_idx, row) in rs.chunks_exact_mut(o).enumerate() {
                             let vbj = vb.row(row_idx % k);
                             row.iter_mut().zip(vbj.iter()).for_each(|(r, v)| *r += v);
@@ -666,11 +669,18 @@ impl MlpCurvature<'_> {
                             let mut vw = Array2::zeros((o, k * i));
                             for j in 0..k {
                                 let vj = v.slice(s![j, slot.weight..slot.weight + o * i]);
-                                let vj =
-                                    vj.into_shape_with_order((o, i)).map_err(|e| Error::shape("R-op", e.to_string()))?;
+                                let vj = vj
+                                    .into_shape_with_order((o, i))
+                                    .map_err(|e| Error::shape("R-op", e.to_string()))?;
                                 vw.slice_mut(s![.., j * i..(j + 1) * i]).assign(&vj);
                             }
-                            gemm_into(reshape(&mut next, n, k * i)?, true, 1.0, self.g_z[l].view(), vw.view())?;
+                            gemm_into(
+                                reshape(&mut next, n, k * i)?,
+                                true,
+                                1.0,
+                                self.g_z[l].view(),
+                                vw.view(),
+                            )?;
                         }
                         Directions::Unit { layer, start, .. } if *layer == l => {
                             // G_Z e_(oo, c): column c of direction j gains G_Z[:, oo].
