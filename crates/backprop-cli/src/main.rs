@@ -44,6 +44,10 @@ enum Command {
     Predict(commands::predict::Args),
     /// The loss and the gradient of every tensor at the model's weights.
     Grad(commands::grad::Args),
+    /// The exact Hessian of a model's loss on data: spectrum, condition number, trace, plots.
+    Hessian(commands::hessian::Args),
+    /// The L2-shrinkage analysis: predicted Q(Λ+μI)⁻¹ΛQᵀw* against the measured regularised optimum.
+    Regularize(commands::regularize::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +61,8 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Grad(args) => commands::grad::run(args),
+        Command::Hessian(args) => commands::hessian::run(args),
+        Command::Regularize(args) => commands::regularize::run(args),
     };
     match result {
         Ok(code) => code,
