@@ -329,10 +329,19 @@ def main():
         argv[p] = [args.python, os.path.join(HERE, "peers", f"{p}_rows.py")]
     head_date = None
     if args.from_raw:
-        with open(args.from_raw) as f:
-            lines = [json.loads(line) for line in f if line.strip()]
-        head, results = lines[0], lines[1:]
-        load_start, waited, busy = head["load_start"], head["waited_s"], head.get("busy", [])
+        # several runs (comma-separated) pool their samples: e.g. a rerun of some rows
+        head, results, busy, seen = None, [], [], []
+        for path in args.from_raw.split(","):
+            with open(path) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            if not lines:
+                sys.exit(f"{path}: empty raw log")
+            head = head or lines[0]
+            busy += lines[0].get("busy", [])
+            seen += lines[0]["rows"]
+            results += lines[1:]
+        load_start, waited = head["load_start"], head["waited_s"]
+        head["rows"] = [r for r in R.ALL if r in seen]
         args.rounds = head["rounds"]
         head_date = head.get("date")
         impls = head["impls"]

@@ -192,7 +192,7 @@ def lanczos_topk(hvp, n: int, k: int, tol: float, max_steps: int):
     basis[0] = q
     alphas, betas = [], []
     for m in range(1, max_steps + 1):
-        w = hvp(basis[m - 1])
+        w = np.array(hvp(basis[m - 1]), dtype=np.float64)  # a writable copy
         a = float(w @ basis[m - 1])
         alphas.append(a)
         # full reorthogonalisation, twice (classical Gram-Schmidt is stable when repeated)
