@@ -15,6 +15,7 @@ Usage: oracle/torch_oracle.py BACKPROP_BINARY [--cases N] [--seed S]
 Exit status 0 when every comparison is within tolerance.
 """
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -138,7 +139,8 @@ def case(binary, rng, tmp, idx, failures):
         e = run(binary, "eval", *common)
         worst = max(worst, check("eval loss", e["loss"], ref_loss.item()))
         # The exact Hessian over every parameter, in the flat order.
-        params = [p.detach().to(torch.float64) for p in model.parameters()]
+        model64 = copy.deepcopy(model).double()
+        params = [p.detach() for p in model64.parameters()]
         shapes = [p.shape for p in params]
         flat0 = torch.cat([p.reshape(-1) for p in params])
 
@@ -148,11 +150,10 @@ def case(binary, rng, tmp, idx, failures):
                 k = int(np.prod(s))
                 ps.append(flat[off:off + k].reshape(s))
                 off += k
-            out = torch.func.functional_call(model.double(), dict(zip(names, ps)), (xt.double(),))
+            out = torch.func.functional_call(model64, dict(zip(names, ps)), (xt.double(),))
             return loss_fn(loss, out_act, out, yt.double())
 
         ref_h = torch.func.hessian(f)(flat0).numpy()
-        model.to(dtype)
         h = run(binary, "hessian", *common, "--params", "all", "--full")
         worst = max(worst, check("hessian", h["hessian"], ref_h))
     except (RuntimeError, KeyError, json.JSONDecodeError) as err:
