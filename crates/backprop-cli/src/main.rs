@@ -32,7 +32,6 @@ enum Command {
     Explain(commands::explain::Args),
     /// Run the notebook's two checks: the forward value and the hand-derived gradients.
     Notebook(commands::notebook::Args),
-    /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),
     /// Write an untrained model directory (model.safetensors + config.json).
     Init(commands::init::Args),
