@@ -2,13 +2,25 @@
 //! subcommand (one file in `commands/`) parses its options, calls the library and prints.
 
 mod commands;
+#[allow(dead_code)] // used by train, hessian and tour as they land
+mod plot;
+#[allow(dead_code, unused_imports)]
+// TEMP: the figure API is used once the tour trains a network (steps 3–4).
+mod report;
 
 use clap::{Parser, Subcommand};
 
 /// Backpropagation from the notebook to real networks: gradients, training, Hessians and the
 /// L2-shrinkage analysis.
 #[derive(Parser)]
-#[command(name = "backprop", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "backprop",
+    version,
+    propagate_version = true,
+    after_help = "Start with `backprop tour`: it walks the whole notebook on real data and writes a report.\n\
+Every command has its own --help. Exit status: 0 on success, 1 when a check fails, 2 on an error \
+(bad option, unreadable file, invalid data); errors are printed as `error: …` on stderr."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,7 +30,6 @@ struct Cli {
 enum Command {
     /// Show the notebook network's backward pass step by step: every node's value and adjoint next to the hand-derived δ terms.
     Explain(commands::explain::Args),
-    /// Run the notebook's two checks: the forward value and the hand-derived gradients.
     Notebook(commands::notebook::Args),
     /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),

@@ -5,10 +5,15 @@
 //! higher-order derivatives, MLPs trained on real data, and exact curvature analysis.
 
 pub mod autodiff;
+pub mod curvature;
+pub mod data;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod notebook;
+pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use tensor::{DType, Scalar};

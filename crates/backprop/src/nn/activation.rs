@@ -108,6 +108,34 @@ impl Activation {
         }
     }
 
+    /// f'(z) from the saved output a = f(z) alone, so the backward pass needs no copy of z:
+    /// σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0], leaky_relu' = 1 if a > 0 else 0.01
+    /// (a > 0 ⇔ z > 0 for both), softplus' = σ(z) = 1 − e⁻ᵃ (from eᵃ = 1 + eᶻ), identity' = 1.
+    #[inline]
+    pub fn derivative_from_output<T: Scalar>(self, a: T) -> T {
+        match self {
+            Activation::Sigmoid => a * (T::one() - a),
+            Activation::Tanh => T::one() - a * a,
+            Activation::Relu => {
+                if a > T::zero() {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            }
+            Activation::LeakyRelu => {
+                if a > T::zero() {
+                    T::one()
+                } else {
+                    T::of(LEAKY_SLOPE)
+                }
+            }
+            // −expm1(−a) keeps full accuracy when a ≈ eᶻ is tiny.
+            Activation::Softplus => -(-a).exp_m1(),
+            Activation::Identity => T::one(),
+        }
+    }
+
     /// f''(z) given z and a = f(z): σ'' = σ'(1 − 2σ), tanh'' = −2 tanh (1 − tanh²),
     /// softplus'' = σ', 0 for the piecewise-linear ones.
     #[inline]

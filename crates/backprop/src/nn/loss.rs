@@ -3,7 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Error, Result};
+use ndarray::ArrayView2;
+
+use super::activation::Activation;
+use crate::notebook::stable_sigmoid;
+use crate::{Error, Result, Scalar};
 
 /// A training loss. Every loss is a mean over samples, so its scale does not depend on the
 /// batch size.
@@ -37,6 +41,156 @@ impl Loss {
     /// Whether targets are class labels (accuracy is the metric) or real values (RMSE).
     pub fn is_classification(self) -> bool {
         matches!(self, Loss::Bce | Loss::CrossEntropy)
+    }
+}
+
+impl Loss {
+    /// Checks that this loss fits a network whose output layer has activation `output` and
+    /// `outputs` units: `bce` needs a sigmoid output (computed from its logits) or an identity
+    /// output (the outputs *are* the logits); `cross_entropy` treats the network's outputs as
+    /// logits (an identity output is usual) and needs at least two of them.
+    pub fn check_output(self, output: Activation, outputs: usize) -> Result<()> {
+        match self {
+            Loss::Bce if !matches!(output, Activation::Sigmoid | Activation::Identity) => {
+                Err(Error::invalid(
+                    "loss",
+                    format!("bce needs a sigmoid output layer (or identity, read as logits), not {output}"),
+                ))
+            }
+            Loss::CrossEntropy if outputs < 2 => Err(Error::invalid(
+                "loss",
+                format!(
+                    "cross_entropy needs at least 2 outputs (one logit per class), the network has {outputs}"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The target width this loss expects for a network with `outputs` units: one column of
+    /// class indices for `cross_entropy`, `outputs` columns otherwise.
+    pub fn target_width(self, outputs: usize) -> usize {
+        if self == Loss::CrossEntropy { 1 } else { outputs }
+    }
+
+    /// Checks targets `y` (n×[`Loss::target_width`]): finite; for `bce` in [0, 1]; for
+    /// `cross_entropy` whole numbers in `0..outputs`. Errors name the row and column.
+    pub fn check_targets<T: Scalar>(self, y: ArrayView2<'_, T>, outputs: usize) -> Result<()> {
+        let want = self.target_width(outputs);
+        if y.ncols() != want {
+            return Err(Error::shape(
+                self.name(),
+                format!(
+                    "targets have {} columns but {} on a network with {outputs} outputs needs {want}{}",
+                    y.ncols(),
+                    self.name(),
+                    if self == Loss::CrossEntropy { " (the class index)" } else { "" }
+                ),
+            ));
+        }
+        for ((i, j), &v) in y.indexed_iter() {
+            let bad = match self {
+                _ if !v.is_finite() => Some("is not finite".to_string()),
+                Loss::Bce if v < T::zero() || v > T::one() => Some("is outside [0, 1]".into()),
+                Loss::CrossEntropy
+                    if v < T::zero() || v.fract() != T::zero() || v.f64() >= outputs as f64 =>
+                {
+                    Some(format!("is not a class index in 0..{outputs}"))
+                }
+                _ => None,
+            };
+            if let Some(why) = bad {
+                return Err(Error::invalid("targets", format!("row {i}, column {j}: {v} {why}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The loss of a batch and, if `delta` is given, δ = ∂L/∂z of the output layer's
+    /// pre-activations, written into `delta` (n×t, row-major, same layout as `logits`).
+    ///
+    /// `logits` holds z and `out` holds ŷ = f(z) (both n×t row-major); `y` the targets, checked by
+    /// [`Loss::check_targets`]. With r = ŷ − y:
+    ///
+    /// ```text
+    /// squared_error  L = (1/n) Σ ½ r²            δ = r f'(z) / n
+    /// mse            L = (1/(n t)) Σ r²           δ = 2 r f'(z) / (n t)
+    /// bce            L = (1/(n t)) Σ softplus(z) − y z      δ = (σ(z) − y) / (n t)
+    /// cross_entropy  L = (1/n) Σ logsumexp(ŷ) − ŷ_c         δ = (softmax(ŷ) − e_c) f'(z) / n
+    /// ```
+    ///
+    /// (bce on an identity output reads ŷ = z as the logits.) Sums run in f64.
+    pub(crate) fn value_and_delta<T: Scalar>(
+        self,
+        activation: Activation,
+        logits: &[T],
+        out: &[T],
+        y: ArrayView2<'_, T>,
+        t: usize,
+        mut delta: Option<&mut [T]>,
+    ) -> f64 {
+        let n = y.nrows();
+        debug_assert_eq!(logits.len(), n * t);
+        debug_assert_eq!(out.len(), n * t);
+        let nf = n as f64;
+        let mut sum = 0.0f64;
+        match self {
+            Loss::SquaredError | Loss::Mse => {
+                let scale = if self == Loss::SquaredError { 1.0 / nf } else { 2.0 / (nf * t as f64) };
+                let s = T::of(scale);
+                for i in 0..n {
+                    for j in 0..t {
+                        let k = i * t + j;
+                        let r = out[k] - y[[i, j]];
+                        sum += r.f64() * r.f64();
+                        if let Some(d) = delta.as_deref_mut() {
+                            d[k] = r * s * activation.derivative_from_output(out[k]);
+                        }
+                    }
+                }
+                if self == Loss::SquaredError { 0.5 * sum / nf } else { sum / (nf * t as f64) }
+            }
+            Loss::Bce => {
+                let s = T::of(1.0 / (nf * t as f64));
+                for i in 0..n {
+                    for j in 0..t {
+                        let k = i * t + j;
+                        let z = logits[k];
+                        let yv = y[[i, j]];
+                        // softplus(z) − y z = max(z, 0) − y z + ln(1 + e^−|z|): no overflow.
+                        let zf = z.f64();
+                        sum += zf.max(0.0) - yv.f64() * zf + (-zf.abs()).exp().ln_1p();
+                        if let Some(d) = delta.as_deref_mut() {
+                            d[k] = (stable_sigmoid(z) - yv) * s;
+                        }
+                    }
+                }
+                sum / (nf * t as f64)
+            }
+            Loss::CrossEntropy => {
+                let s = T::of(1.0 / nf);
+                for i in 0..n {
+                    let row = &out[i * t..(i + 1) * t];
+                    let c = y[[i, 0]].f64() as usize;
+                    let m = row.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
+                    let mut e = T::zero();
+                    for &v in row {
+                        e += (v - m).exp();
+                    }
+                    // ℓ = logsumexp(ŷ) − ŷ_c = m + ln Σ e^(ŷ−m) − ŷ_c
+                    sum += m.f64() + e.f64().ln() - row[c].f64();
+                    if let Some(d) = delta.as_deref_mut() {
+                        let inv = T::one() / e;
+                        for j in 0..t {
+                            let p = (row[j] - m).exp() * inv;
+                            let g = if j == c { p - T::one() } else { p };
+                            d[i * t + j] = g * s * activation.derivative_from_output(row[j]);
+                        }
+                    }
+                }
+                sum / nf
+            }
+        }
     }
 }
 

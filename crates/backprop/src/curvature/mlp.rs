@@ -1,0 +1,999 @@
+//! The loss of an [`Mlp`] on a dataset as an [`Objective`]: a fused forward, backward and
+//! Pearlmutter R-op pass, batched over many directions.
+//!
+//! Notation, on a batch of n row vectors: A₋₁ = X, Zₗ = Aₗ₋₁Wₗᵀ + 1bₗᵀ, Aₗ = fₗ(Zₗ); the loss
+//! head reads the output O (= A_L, or the logits Z_L for `bce` on a sigmoid layer).
+//! Backward: G_O = ∂L/∂O, G_Zₗ = G_Aₗ ⊙ f'(Zₗ), ∇Wₗ = G_Zₗᵀ Aₗ₋₁, ∇bₗ = 1ᵀG_Zₗ,
+//! G_Aₗ₋₁ = G_Zₗ Wₗ.
+//!
+//! The R-op R{·} = d/dε (·)(w + εv) differentiates every line of that pass once more:
+//!
+//! ```text
+//! R{Zₗ}   = R{Aₗ₋₁} Wₗᵀ + Aₗ₋₁ Vₗᵀ + 1 vbₗᵀ          R{Aₗ} = f'(Zₗ) ⊙ R{Zₗ}
+//! R{G_O}  = ∇²ℓ(O) R{O}
+//! R{G_Zₗ} = R{G_Aₗ} ⊙ f'(Zₗ) + G_Aₗ ⊙ f''(Zₗ) ⊙ R{Zₗ}          (*)
+//! R{∇Wₗ}  = R{G_Zₗ}ᵀ Aₗ₋₁ + G_Zₗᵀ R{Aₗ₋₁}                      (*)
+//! R{G_Aₗ₋₁} = R{G_Zₗ} Wₗ + G_Zₗ Vₗ                              (*)
+//! ```
+//!
+//! R{∇L} = H·v. Dropping the starred terms that carry the loss gradient (G) gives the
+//! generalised Gauss-Newton product Jᵀ∇²ℓ J·v. For k directions at once every R-quantity is an
+//! (n·k)×width matrix with rows ordered (sample, direction), so each line above is one GEMM.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
+
+use super::operator::{check_rows, symmetrise};
+use super::{Curvature, Objective, SymmetricOperator};
+use crate::nn::{Activation, Loss, Mlp, ParamSelection};
+use crate::notebook::stable_sigmoid;
+use crate::tensor::gemm_into;
+use crate::{Error, Result, Scalar};
+
+/// Elements per R-buffer (n·k·width) when directions are batched: bounds memory (~16 MB each).
+const BATCH_ELEMENTS: usize = 1 << 21;
+
+/// The loss of a multilayer perceptron on a fixed dataset, as a function of its selected
+/// parameters (the flat order of [`ParamSelection`]).
+///
+/// Parameters outside the selection (the biases under the default [`ParamSelection::Weights`])
+/// stay at the model's values: the Hessian w.r.t. the weights is taken at the model's biases.
+///
+/// Losses, all means over samples: `squared_error` ½‖ŷ−y‖²; `mse` mean over all elements of
+/// (ŷ−y)²; `bce` binary cross-entropy, mean over all elements, from the logits when the output
+/// layer is sigmoid (or identity: the outputs are logits); `cross_entropy` softmax
+/// cross-entropy of the outputs (logits) against class indices in one column of `y`.
+///
+/// ```
+/// use backprop::curvature::{MlpObjective, Objective};
+/// use backprop::nn::{Activation, Loss, Mlp};
+/// use ndarray::array;
+///
+/// let mut mlp = Mlp::<f64>::zeros(&[2, 3, 1], &[Activation::Tanh, Activation::Identity], true).unwrap();
+/// mlp.layers[0].weight = array![[0.1, -0.2], [0.3, 0.4], [-0.5, 0.6]];
+/// mlp.layers[1].weight = array![[0.7, -0.8, 0.9]];
+/// let x = array![[1.0, 2.0], [-1.0, 0.5]];
+/// let y = array![[0.5], [-0.5]];
+/// let obj = MlpObjective::new(&mlp, x.view(), y.view(), Loss::SquaredError).unwrap();
+/// assert_eq!(obj.dim(), 9); // weights only, by default
+/// let w = obj.initial();
+/// let h = obj.hessian(w.view()).unwrap();
+/// assert_eq!(h.dim(), (9, 9));
+/// assert!((h[[2, 7]] - h[[7, 2]]).abs() < 1e-15);
+/// ```
+#[derive(Clone, Debug)]
+pub struct MlpObjective {
+    model: Mlp<f64>,
+    x: Array2<f64>,
+    y: Array2<f64>,
+    loss: Loss,
+    selection: ParamSelection,
+    slots: Vec<Slot>,
+    dim: usize,
+    head: Head,
+}
+
+/// Where a layer's parameters sit in the selected flat vector.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    weight: usize,
+    bias: Option<usize>,
+    end: usize,
+}
+
+#[derive(Clone, Debug)]
+enum Head {
+    SquaredError,
+    Mse,
+    /// Binary cross-entropy on logits; the last layer's sigmoid (if any) is folded into the loss.
+    BceLogits,
+    /// Softmax cross-entropy; the class index of each sample.
+    CrossEntropy(Vec<usize>),
+}
+
+impl MlpObjective {
+    /// The loss of `model` on inputs `x` (n×d) and targets `y` (n×t; one column of class
+    /// indices for `cross_entropy`), over the weights ([`ParamSelection::Weights`]).
+    pub fn new<T: Scalar>(
+        model: &Mlp<T>,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        loss: Loss,
+    ) -> Result<Self> {
+        model.validate()?;
+        let model = model.cast::<f64>();
+        let x = x.mapv(|v| v.f64());
+        let y = y.mapv(|v| v.f64());
+        let (n, d) = x.dim();
+        if n == 0 {
+            return Err(Error::invalid("data", "has no samples"));
+        }
+        if d != model.inputs() {
+            return Err(Error::shape(
+                "MlpObjective",
+                format!("the model takes {} inputs but x is {n}×{d}", model.inputs()),
+            ));
+        }
+        if y.nrows() != n {
+            return Err(Error::shape("MlpObjective", format!("x has {n} rows but y has {}", y.nrows())));
+        }
+        if let Some((i, v)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::non_finite("x", format!("row {}, column {} is {v}", i / d, i % d)));
+        }
+        let outputs = model.outputs();
+        let last = model.layers.last().map_or(Activation::Identity, |l| l.activation);
+        // The training code's own checks: the same losses accept the same models and targets.
+        loss.check_output(last, outputs)?;
+        loss.check_targets(y.view(), outputs)?;
+        let head = match loss {
+            // Class indices are whole numbers in 0..outputs (checked above).
+            Loss::CrossEntropy => Head::CrossEntropy(y.iter().map(|&c| c as usize).collect()),
+            Loss::Bce => Head::BceLogits,
+            Loss::SquaredError => Head::SquaredError,
+            Loss::Mse => Head::Mse,
+        };
+        let mut obj = MlpObjective {
+            model,
+            x,
+            y,
+            loss,
+            selection: ParamSelection::Weights,
+            slots: Vec::new(),
+            dim: 0,
+            head,
+        };
+        obj.set_selection(ParamSelection::Weights);
+        Ok(obj)
+    }
+
+    /// Which parameters the objective is a function of (builder style).
+    pub fn params(mut self, selection: ParamSelection) -> Self {
+        self.set_selection(selection);
+        self
+    }
+
+    fn set_selection(&mut self, selection: ParamSelection) {
+        self.selection = selection;
+        let mut offset = 0;
+        self.slots = self
+            .model
+            .layers
+            .iter()
+            .map(|l| {
+                let weight = offset;
+                offset += l.weight.len();
+                let bias = match (&l.bias, selection) {
+                    (Some(b), ParamSelection::All) => {
+                        let o = offset;
+                        offset += b.len();
+                        Some(o)
+                    }
+                    _ => None,
+                };
+                Slot { weight, bias, end: offset }
+            })
+            .collect();
+        self.dim = offset;
+    }
+
+    /// The parameter selection.
+    pub fn selection(&self) -> ParamSelection {
+        self.selection
+    }
+
+    /// The loss.
+    pub fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// The number of samples.
+    pub fn samples(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// The model's own selected parameters: the natural point to evaluate at.
+    pub fn initial(&self) -> Array1<f64> {
+        self.model.flat_params(self.selection)
+    }
+
+    /// The model with its selected parameters replaced by `w`.
+    pub fn model_at(&self, w: ArrayView1<'_, f64>) -> Result<Mlp<f64>> {
+        self.check_point(&w)?;
+        let mut m = self.model.clone();
+        match w.as_slice() {
+            Some(sl) => m.set_flat_params(self.selection, sl)?,
+            None => m.set_flat_params(self.selection, &w.to_vec())?,
+        }
+        Ok(m)
+    }
+
+    /// 1 for penalised parameters (weights), 0 for free ones (biases), over the selection.
+    pub fn penalty_mask(&self) -> Array1<f64> {
+        self.model.penalty_mask(self.selection)
+    }
+
+    fn check_point(&self, w: &ArrayView1<'_, f64>) -> Result<()> {
+        if w.len() != self.dim {
+            return Err(Error::shape(
+                "MlpObjective",
+                format!("the objective has {} parameters, got {}", self.dim, w.len()),
+            ));
+        }
+        if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::non_finite("parameters", format!("element {i} is {v}")));
+        }
+        Ok(())
+    }
+
+    /// Forward pass at w: pre-activations and activations of every layer, and the loss.
+    fn forward(&self, w: ArrayView1<'_, f64>) -> Result<Forward> {
+        let model = self.model_at(w)?;
+        let n = self.x.nrows();
+        let mut z = Vec::with_capacity(model.layers.len());
+        let mut a: Vec<Array2<f64>> = Vec::with_capacity(model.layers.len());
+        for layer in &model.layers {
+            let input = a.last().map_or(self.x.view(), |p| p.view());
+            let mut zl = Array2::zeros((n, layer.outputs()));
+            gemm_into(zl.view_mut(), false, 1.0, input, layer.weight.t())?;
+            if let Some(b) = &layer.bias {
+                zl += b;
+            }
+            let f = layer.activation;
+            let al = zl.mapv(|v| f.apply(v));
+            z.push(zl);
+            a.push(al);
+        }
+        let logits = matches!(self.head, Head::BceLogits);
+        let output = if logits { z.last() } else { a.last() }
+            .map(|o| o.view())
+            .ok_or_else(|| Error::invalid("model", "has no layers"))?;
+        let (loss, g_out) = self.head_value_grad(output);
+        Ok(Forward { model, z, a, loss, g_out })
+    }
+
+    /// The loss and its gradient w.r.t. the output O.
+    fn head_value_grad(&self, o: ArrayView2<'_, f64>) -> (f64, Array2<f64>) {
+        let (n, t) = o.dim();
+        let nf = n as f64;
+        let nt = (n * t) as f64;
+        let y = &self.y;
+        match &self.head {
+            Head::SquaredError => {
+                let r = &o - y;
+                (0.5 * r.iter().map(|v| v * v).sum::<f64>() / nf, r / nf)
+            }
+            Head::Mse => {
+                let r = &o - y;
+                (r.iter().map(|v| v * v).sum::<f64>() / nt, r * (2.0 / nt))
+            }
+            Head::BceLogits => {
+                // ℓ(o, y) = max(o, 0) − o·y + ln(1 + e^−|o|),  ∂ℓ/∂o = σ(o) − y
+                let mut loss = 0.0;
+                let mut g = Array2::zeros((n, t));
+                ndarray::Zip::from(&mut g).and(&o).and(y).for_each(|g, &o, &y| {
+                    loss += o.max(0.0) - o * y + (-o.abs()).exp().ln_1p();
+                    *g = (stable_sigmoid(o) - y) / nt;
+                });
+                (loss / nt, g)
+            }
+            Head::CrossEntropy(labels) => {
+                // ℓ = logsumexp(o) − o_y,  ∂ℓ/∂o = softmax(o) − onehot(y)
+                let mut loss = 0.0;
+                let mut g = softmax(o);
+                for (i, &c) in labels.iter().enumerate() {
+                    let row = o.row(i);
+                    let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                    loss += lse - row[c];
+                    g[[i, c]] -= 1.0;
+                }
+                (loss / nf, g / nf)
+            }
+        }
+    }
+
+    /// Backward pass: G_Zₗ for every layer, and the gradient in the flat order.
+    fn backward(&self, fw: &Forward) -> Result<Backward> {
+        let layers = &fw.model.layers;
+        let nl = layers.len();
+        let mut grad = Array1::zeros(self.dim);
+        let mut g_a: Vec<Array2<f64>> = vec![Array2::zeros((0, 0)); nl];
+        let mut g_z: Vec<Array2<f64>> = vec![Array2::zeros((0, 0)); nl];
+        let mut ga = fw.g_out.clone();
+        for l in (0..nl).rev() {
+            let layer = &layers[l];
+            let mut gz = ga.clone();
+            if !self.linear_top(l) {
+                let f = layer.activation;
+                ndarray::Zip::from(&mut gz)
+                    .and(&fw.z[l])
+                    .and(&fw.a[l])
+                    .for_each(|g, &z, &a| *g *= f.derivative(z, a));
+            }
+            let input = if l == 0 { self.x.view() } else { fw.a[l - 1].view() };
+            let slot = self.slots[l];
+            let (out, inp) = layer.weight.dim();
+            {
+                let gw = grad.slice_mut(s![slot.weight..slot.weight + out * inp]);
+                let gw = gw
+                    .into_shape_with_order((out, inp))
+                    .map_err(|e| Error::shape("backward", e.to_string()))?;
+                gemm_into(gw, false, 1.0, gz.t(), input)?;
+            }
+            if let Some(b) = slot.bias {
+                grad.slice_mut(s![b..b + out]).assign(&gz.sum_axis(Axis(0)));
+            }
+            if l > 0 {
+                let mut next = Array2::zeros((gz.nrows(), inp));
+                gemm_into(next.view_mut(), false, 1.0, gz.view(), layer.weight.view())?;
+                g_a[l] = std::mem::replace(&mut ga, next);
+            } else {
+                g_a[l] = std::mem::take(&mut ga);
+            }
+            g_z[l] = gz;
+        }
+        Ok(Backward { g_a, g_z, grad })
+    }
+
+    /// Whether layer l's activation is folded into the loss head (or is the identity), so
+    /// f' = 1 and f'' = 0 there.
+    fn linear_top(&self, l: usize) -> bool {
+        l + 1 == self.model.layers.len() && matches!(self.head, Head::BceLogits)
+    }
+}
+
+fn softmax(o: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mut p = o.to_owned();
+    for mut row in p.rows_mut() {
+        let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - m).exp());
+        let s = row.sum();
+        row /= s;
+    }
+    p
+}
+
+/// Loss gradients w.r.t. every layer's output (G_A) and pre-activation (G_Z), and ∇L.
+struct Backward {
+    g_a: Vec<Array2<f64>>,
+    g_z: Vec<Array2<f64>>,
+    grad: Array1<f64>,
+}
+
+struct Forward {
+    model: Mlp<f64>,
+    z: Vec<Array2<f64>>,
+    a: Vec<Array2<f64>>,
+    loss: f64,
+    g_out: Array2<f64>,
+}
+
+impl Objective for MlpObjective {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn value(&self, w: ArrayView1<'_, f64>) -> Result<f64> {
+        Ok(self.forward(w)?.loss)
+    }
+
+    fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)> {
+        let fw = self.forward(w)?;
+        Ok((fw.loss, self.backward(&fw)?.grad))
+    }
+
+    fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>> {
+        Ok(Box::new(self.curvature_at(w, kind)?))
+    }
+}
+
+impl MlpObjective {
+    /// The curvature operator at w with its forward/backward state cached (concrete type).
+    pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
+        let fw = self.forward(w)?;
+        let Backward { g_a, g_z, .. } = self.backward(&fw)?;
+        let nl = fw.model.layers.len();
+        let mut d1 = Vec::with_capacity(nl);
+        let mut d2 = Vec::with_capacity(nl);
+        for (l, ga) in g_a.iter().enumerate() {
+            let f = fw.model.layers[l].activation;
+            if self.linear_top(l) || f == Activation::Identity {
+                d1.push(None);
+                d2.push(None);
+                continue;
+            }
+            let mut f1 = Array2::zeros(fw.z[l].raw_dim());
+            ndarray::Zip::from(&mut f1)
+                .and(&fw.z[l])
+                .and(&fw.a[l])
+                .for_each(|d, &z, &a| *d = f.derivative(z, a));
+            d1.push(Some(f1));
+            // s = G_A ⊙ f''(Z): zero for the piecewise-linear activations.
+            if kind == Curvature::Hessian
+                && matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Softplus)
+            {
+                let mut f2 = Array2::zeros(fw.z[l].raw_dim());
+                ndarray::Zip::from(&mut f2)
+                    .and(&fw.z[l])
+                    .and(&fw.a[l])
+                    .and(ga)
+                    .for_each(|d, &z, &a, &g| *d = g * f.second_derivative(z, a));
+                d2.push(Some(f2));
+            } else {
+                d2.push(None);
+            }
+        }
+        // The loss head's Hessian in the output, per sample.
+        let n = self.x.nrows();
+        let t = self.model.outputs();
+        let head = match &self.head {
+            Head::SquaredError => HeadHessian::Scaled(1.0 / n as f64),
+            Head::Mse => HeadHessian::Scaled(2.0 / (n * t) as f64),
+            Head::BceLogits => {
+                let nt = (n * t) as f64;
+                let z = &fw.z[nl - 1];
+                HeadHessian::Diagonal(z.mapv(|o| {
+                    let p = stable_sigmoid(o);
+                    p * (1.0 - p) / nt
+                }))
+            }
+            Head::CrossEntropy(_) => HeadHessian::Softmax(softmax(fw.a[nl - 1].view()), 1.0 / n as f64),
+        };
+        Ok(MlpCurvature { obj: self, kind, model: fw.model, a: fw.a, g_z, d1, d2, head })
+    }
+}
+
+enum HeadHessian {
+    /// c·I.
+    Scaled(f64),
+    /// diag(h) per sample (row).
+    Diagonal(Array2<f64>),
+    /// c·(diag(p) − ppᵀ) per sample: the softmax cross-entropy Hessian in the logits.
+    Softmax(Array2<f64>, f64),
+}
+
+/// The Hessian or Gauss-Newton operator of an [`MlpObjective`] at a point, with the forward and
+/// backward pass cached: each batch of k products costs a few GEMMs of k times a gradient's size.
+pub struct MlpCurvature<'a> {
+    obj: &'a MlpObjective,
+    kind: Curvature,
+    model: Mlp<f64>,
+    a: Vec<Array2<f64>>,
+    g_z: Vec<Array2<f64>>,
+    /// f'(Zₗ), `None` where it is 1.
+    d1: Vec<Option<Array2<f64>>>,
+    /// G_Aₗ ⊙ f''(Zₗ), `None` where it is 0 or for the Gauss-Newton matrix.
+    d2: Vec<Option<Array2<f64>>>,
+    head: HeadHessian,
+}
+
+/// rows (i, j) of an (n·k)×w matrix ⊙= m[i, :] (n×w), broadcast over the k directions.
+fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
+    let w = m.ncols();
+    let (Some(rs), Some(ms)) = (r.as_slice_mut(), m.as_slice()) else {
+        debug_assert!(false, "buffers are contiguous");
+        return;
+    };
+    for (i, mrow) in ms.chunks_exact(w).enumerate() {
+        for row in rs[i * k * w..(i + 1) * k * w].chunks_exact_mut(w) {
+            row.iter_mut().zip(mrow).for_each(|(r, m)| *r *= m);
+        }
+    }
+}
+
+/// rows (i, j) of r += m[i, :] ⊙ x[(i, j), :].
+fn add_mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, x: &Array2<f64>, k: usize) {
+    let w = m.ncols();
+    let (Some(rs), Some(ms), Some(xs)) = (r.as_slice_mut(), m.as_slice(), x.as_slice()) else {
+        debug_assert!(false, "buffers are contiguous");
+        return;
+    };
+    for (i, mrow) in ms.chunks_exact(w).enumerate() {
+        let range = i * k * w..(i + 1) * k * w;
+        for (row, xrow) in rs[range.clone()].chunks_exact_mut(w).zip(xs[range].chunks_exact(w)) {
+            for ((r, m), x) in row.iter_mut().zip(mrow).zip(xrow) {
+                *r += m * x;
+            }
+        }
+    }
+}
+
+fn reshape<'a>(a: &'a mut Array2<f64>, rows: usize, cols: usize) -> Result<ArrayViewMut2<'a, f64>> {
+    a.view_mut().into_shape_with_order((rows, cols)).map_err(|e| Error::shape("R-op", e.to_string()))
+}
+
+fn reshape_ref(a: &Array2<f64>, rows: usize, cols: usize) -> Result<ArrayView2<'_, f64>> {
+    a.view().into_shape_with_order((rows, cols)).map_err(|e| Error::shape("R-op", e.to_string()))
+}
+
+impl MlpCurvature<'_> {
+    /// The R-op for a batch of directions (rows of `v`) whose components vanish on layers
+    /// before `first`, writing the result rows for the parameters of layers `last..` into `out`
+    /// (other columns untouched). `first = last = 0` is the full product.
+    fn r_op(
+        &self,
+        v: ArrayView2<'_, f64>,
+        first: usize,
+        last: usize,
+        out: &mut ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let k = v.nrows();
+        let n = self.obj.x.nrows();
+        let nl = self.model.layers.len();
+        let hessian = self.kind == Curvature::Hessian;
+        let slots = &self.obj.slots;
+        let input = |l: usize| if l == 0 { self.obj.x.view() } else { self.a[l - 1].view() };
+
+        // Forward: R{Z}, R{A} for layers first.. (zero before).
+        let mut rz: Vec<Array2<f64>> = (0..nl).map(|_| Array2::zeros((0, 0))).collect();
+        let mut ra: Vec<Option<Array2<f64>>> = (0..nl).map(|_| None).collect();
+        for l in first..nl {
+            let layer = &self.model.layers[l];
+            let (o, i) = layer.weight.dim();
+            let mut r = Array2::zeros((n * k, o));
+            if l > first {
+                let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
+                gemm_into(r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
+            }
+            // Aₗ₋₁ Vₗᵀ for all directions: (n×i)·(i×k·o), vwt[c, (j, o)] = V_j[o, c].
+            let mut vwt = Array2::zeros((i, k * o));
+            for j in 0..k {
+                let vj = v.slice(s![j, slots[l].weight..slots[l].weight + o * i]);
+                let vj = vj.into_shape_with_order((o, i)).map_err(|e| Error::shape("R-op", e.to_string()))?;
+                vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
+            }
+            gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
+            if let Some(b) = slots[l].bias {
+                let vb = v.slice(s![.., b..b + o]);
+                for (row, vbj) in r.rows_mut().into_iter().zip(vb.rows().into_iter().cycle()) {
+                    let mut row = row;
+                    row += &vbj;
+                }
+            }
+            if let Some(f1) = &self.d1[l] {
+                let mut ral = r.clone();
+                mul_broadcast(&mut ral, f1, k);
+                ra[l] = Some(ral);
+            }
+            rz[l] = r;
+        }
+
+        // Head: R{G_O} = ∇²ℓ(O)·R{O}.
+        let top = nl - 1;
+        let ro = ra[top].as_ref().unwrap_or(&rz[top]);
+        let mut rga = match &self.head {
+            HeadHessian::Scaled(c) => ro * *c,
+            HeadHessian::Diagonal(h) => {
+                let mut r = ro.clone();
+                mul_broadcast(&mut r, h, k);
+                r
+            }
+            HeadHessian::Softmax(p, c) => {
+                let mut r = ro.clone();
+                let t = p.ncols();
+                for (row_idx, mut row) in r.rows_mut().into_iter().enumerate() {
+                    let pi = p.row(row_idx / k);
+                    let dot: f64 = pi.iter().zip(row.iter()).map(|(p, u)| p * u).sum();
+                    for c_ in 0..t {
+                        row[c_] = c * pi[c_] * (row[c_] - dot);
+                    }
+                }
+                r
+            }
+        };
+
+        // Backward.
+        for l in (last..nl).rev() {
+            let layer = &self.model.layers[l];
+            let (o, i) = layer.weight.dim();
+            let mut rgz = rga;
+            if let Some(f1) = &self.d1[l] {
+                mul_broadcast(&mut rgz, f1, k);
+            }
+            if hessian
+                && l >= first
+                && let Some(s2) = &self.d2[l]
+            {
+                add_mul_broadcast(&mut rgz, s2, &rz[l], k);
+            }
+            let slot = slots[l];
+            // R{∇W}ⱼ = R{G_Z}ⱼᵀ Aₗ₋₁ (+ G_Zᵀ R{Aₗ₋₁}ⱼ): rows (j, o) of a (k·o)×i matrix.
+            let mut rgw = Array2::zeros((k * o, i));
+            gemm_into(rgw.view_mut(), false, 1.0, reshape_ref(&rgz, n, k * o)?.t(), input(l))?;
+            let cross = if hessian && l > first {
+                let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
+                let mut t2 = Array2::zeros((o, k * i));
+                gemm_into(t2.view_mut(), false, 1.0, self.g_z[l].t(), reshape_ref(prev, n, k * i)?)?;
+                Some(t2)
+            } else {
+                None
+            };
+            for j in 0..k {
+                let mut dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
+                let src = rgw.slice(s![j * o..(j + 1) * o, ..]);
+                let src = src.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous block"))?;
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+                if let Some(t2) = &cross {
+                    for oo in 0..o {
+                        let mut d = dst.slice_mut(s![oo * i..(oo + 1) * i]);
+                        d += &t2.slice(s![oo, j * i..(j + 1) * i]);
+                    }
+                }
+            }
+            if let Some(b) = slot.bias {
+                let mut dst = out.slice_mut(s![.., b..b + o]);
+                dst.fill(0.0);
+                for (row_idx, row) in rgz.rows().into_iter().enumerate() {
+                    let mut d = dst.row_mut(row_idx % k);
+                    d += &row;
+                }
+            }
+            if l > last {
+                let mut next = Array2::zeros((n * k, i));
+                gemm_into(next.view_mut(), false, 1.0, rgz.view(), layer.weight.view())?;
+                if hessian && l >= first {
+                    // G_Z Vₗ: (n×o)·(o×k·i), vw[o, (j, c)] = V_j[o, c].
+                    let mut vw = Array2::zeros((o, k * i));
+                    for j in 0..k {
+                        let vj = v.slice(s![j, slot.weight..slot.weight + o * i]);
+                        let vj = vj
+                            .into_shape_with_order((o, i))
+                            .map_err(|e| Error::shape("R-op", e.to_string()))?;
+                        vw.slice_mut(s![.., j * i..(j + 1) * i]).assign(&vj);
+                    }
+                    gemm_into(reshape(&mut next, n, k * i)?, true, 1.0, self.g_z[l].view(), vw.view())?;
+                }
+                rga = next;
+            } else {
+                rga = Array2::zeros((0, 0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Directions per batch so that an R-buffer holds at most [`BATCH_ELEMENTS`] numbers.
+    fn batch(&self) -> usize {
+        let width = self.obj.model.sizes().into_iter().max().unwrap_or(1).max(1);
+        (BATCH_ELEMENTS / (self.obj.x.nrows() * width)).clamp(1, 512)
+    }
+}
+
+impl SymmetricOperator for MlpCurvature<'_> {
+    fn dim(&self) -> usize {
+        self.obj.dim
+    }
+
+    fn apply_rows(&self, v: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        check_rows("MlpCurvature::apply_rows", self.obj.dim, &v)?;
+        let k = v.nrows();
+        let mut out = Array2::zeros((k, self.obj.dim));
+        let batch = self.batch();
+        let mut start = 0;
+        while start < k {
+            let end = (start + batch).min(k);
+            let mut dst = out.slice_mut(s![start..end, ..]);
+            self.r_op(v.slice(s![start..end, ..]), 0, 0, &mut dst)?;
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// Layer by layer: unit directions in layer l vanish on layers before l, so the R-op starts
+    /// there, and only the rows for layers l.. are computed; the rest follow by symmetry. That
+    /// skips about half the work of n plain products.
+    fn to_dense(&self) -> Result<Array2<f64>> {
+        let dim = self.obj.dim;
+        let mut h = Array2::zeros((dim, dim));
+        let batch = self.batch();
+        let mut start_of_layer = 0;
+        for (l, slot) in self.obj.slots.iter().enumerate() {
+            let mut start = start_of_layer;
+            while start < slot.end {
+                let end = (start + batch).min(slot.end);
+                let mut e = Array2::zeros((end - start, dim));
+                for (j, p) in (start..end).enumerate() {
+                    e[[j, p]] = 1.0;
+                }
+                let mut dst = h.slice_mut(s![start..end, ..]);
+                self.r_op(e.view(), l, l, &mut dst)?;
+                start = end;
+            }
+            start_of_layer = slot.end;
+        }
+        // Rows of layer l left of its block: H[p, q] = H[q, p] for q in earlier layers.
+        let mut begin = 0;
+        for slot in &self.obj.slots {
+            for p in begin..slot.end {
+                for q in 0..begin {
+                    h[[p, q]] = h[[q, p]];
+                }
+            }
+            begin = slot.end;
+        }
+        symmetrise(&mut h);
+        Ok(h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notebook;
+    use Activation::*;
+    use rand::rngs::ChaCha8Rng;
+    use rand::{RngExt, SeedableRng};
+
+    fn random_mlp(sizes: &[usize], acts: &[Activation], bias: bool, seed: u64) -> Mlp<f64> {
+        let mut m = Mlp::<f64>::zeros(sizes, acts, bias).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for l in &mut m.layers {
+            let scale = 1.5 / (l.inputs() as f64).sqrt();
+            l.weight.mapv_inplace(|_| scale * (2.0 * rng.random::<f64>() - 1.0));
+            if let Some(b) = &mut l.bias {
+                b.mapv_inplace(|_| 0.5 * (2.0 * rng.random::<f64>() - 1.0));
+            }
+        }
+        m
+    }
+
+    fn random_matrix(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_simple_fn((n, d), || 2.0 * rng.random::<f64>() - 1.0)
+    }
+
+    fn targets(loss: Loss, n: usize, t: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        match loss {
+            Loss::CrossEntropy => {
+                Array2::from_shape_simple_fn((n, 1), || (rng.random::<u32>() % t as u32) as f64)
+            }
+            Loss::Bce => Array2::from_shape_simple_fn((n, t), || rng.random::<f64>()),
+            _ => Array2::from_shape_simple_fn((n, t), || 2.0 * rng.random::<f64>() - 1.0),
+        }
+    }
+
+    /// Every architecture × loss × selection the tests sweep.
+    fn cases() -> Vec<(MlpObjective, &'static str)> {
+        let archs: [(&[usize], &[Activation]); 4] = [
+            (&[3, 4, 2], &[Sigmoid, Identity]),
+            (&[3, 5, 4, 2], &[Tanh, Softplus, Sigmoid]),
+            (&[2, 6, 3], &[LeakyRelu, Identity]),
+            (&[4, 3, 3, 3], &[Sigmoid, Tanh, Identity]),
+        ];
+        let mut out = Vec::new();
+        for (a, (sizes, acts)) in archs.iter().enumerate() {
+            for loss in Loss::ALL {
+                if loss == Loss::Bce && !matches!(acts.last(), Some(Sigmoid | Identity)) {
+                    continue;
+                }
+                for sel in [ParamSelection::Weights, ParamSelection::All] {
+                    let m = random_mlp(sizes, acts, true, a as u64);
+                    let t = *sizes.last().unwrap();
+                    let x = random_matrix(7, sizes[0], 10 + a as u64);
+                    let y = targets(loss, 7, t, 20 + a as u64);
+                    let obj = MlpObjective::new(&m, x.view(), y.view(), loss).unwrap().params(sel);
+                    out.push((obj, loss.name()));
+                }
+            }
+        }
+        out
+    }
+
+    fn fd_gradient(obj: &MlpObjective, w: &Array1<f64>) -> Array1<f64> {
+        let h = 1e-6;
+        Array1::from_iter((0..w.len()).map(|i| {
+            let mut p = w.clone();
+            p[i] += h;
+            let mut m = w.clone();
+            m[i] -= h;
+            (obj.value(p.view()).unwrap() - obj.value(m.view()).unwrap()) / (2.0 * h)
+        }))
+    }
+
+    #[test]
+    fn gradient_matches_central_differences_of_the_loss() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            let (_, g) = obj.value_grad(w.view()).unwrap();
+            let fd = fd_gradient(&obj, &w);
+            let err = (&g - &fd).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(err < 1e-8, "{name}: max |grad − fd| = {err:e}");
+        }
+    }
+
+    #[test]
+    fn loss_and_gradient_match_the_training_code() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            let (l, g) = obj.value_grad(w.view()).unwrap();
+            let (l2, g2) = obj.model.loss_and_grad(obj.loss, obj.x.view(), obj.y.view()).unwrap();
+            let g2 = g2.flat(obj.selection());
+            assert!((l - l2).abs() <= 1e-14 * l.abs().max(1.0), "{name}: {l} vs {l2}");
+            let err = (&g - &g2).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert!(err < 1e-14, "{name}: {err:e}");
+        }
+    }
+
+    #[test]
+    fn hessian_is_symmetric_and_matches_central_differences_of_gradients() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            let h = obj.hessian(w.view()).unwrap();
+            let asym = (&h - &h.t()).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            assert_eq!(asym, 0.0, "{name}");
+            let eps = 1e-5;
+            for i in 0..w.len() {
+                let mut p = w.clone();
+                p[i] += eps;
+                let mut m = w.clone();
+                m[i] -= eps;
+                let col =
+                    (obj.value_grad(p.view()).unwrap().1 - obj.value_grad(m.view()).unwrap().1) / (2.0 * eps);
+                let err = (&col - &h.column(i)).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                assert!(err < 1e-7, "{name} {:?} column {i}: {err:e}", obj.selection());
+            }
+        }
+    }
+
+    #[test]
+    fn layered_dense_hessian_equals_plain_products_with_unit_vectors() {
+        for (obj, name) in cases() {
+            let w = obj.initial();
+            for kind in [Curvature::Hessian, Curvature::GaussNewton] {
+                let op = obj.curvature_at(w.view(), kind).unwrap();
+                let fast = op.to_dense().unwrap();
+                let eye = Array2::<f64>::eye(obj.dim());
+                let plain = op.apply_rows(eye.view()).unwrap();
+                let err = (&fast - &plain).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                assert!(err < 1e-13, "{name} {kind}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn batched_products_equal_single_products() {
+        for (obj, name) in cases().into_iter().step_by(3) {
+            let w = obj.initial();
+            let v = random_matrix(5, obj.dim(), 99);
+            let op = obj.curvature(w.view(), Curvature::Hessian).unwrap();
+            let batch = op.apply_rows(v.view()).unwrap();
+            for j in 0..5 {
+                let single = obj.hvp(w.view(), v.row(j)).unwrap();
+                let err = (&single - &batch.row(j)).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                assert!(err < 1e-13, "{name}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn gauss_newton_is_positive_semidefinite_and_equals_the_hessian_for_linear_models() {
+        for (obj, name) in cases() {
+            let g = obj.gauss_newton(obj.initial().view()).unwrap();
+            let e = crate::curvature::eigh(g.view()).unwrap();
+            let min = e.values.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(min > -1e-12 * e.values[0].abs().max(1.0), "{name}: λ_min = {min:e}");
+        }
+        let m = random_mlp(&[3, 2], &[Identity], true, 5);
+        let x = random_matrix(9, 3, 6);
+        let y = targets(Loss::CrossEntropy, 9, 2, 7);
+        let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::CrossEntropy)
+            .unwrap()
+            .params(ParamSelection::All);
+        let w = obj.initial();
+        let d = &obj.hessian(w.view()).unwrap() - &obj.gauss_newton(w.view()).unwrap();
+        assert!(d.iter().all(|v| v.abs() < 1e-15));
+    }
+
+    fn notebook_model() -> Mlp<f64> {
+        let w = notebook::Weights::notebook();
+        let mut m = Mlp::<f64>::zeros(&[4, 5, 1], &[Sigmoid, Sigmoid], true).unwrap();
+        m.layers[0].weight = w.w_1.t().to_owned();
+        m.layers[1].weight = w.w_2.clone().insert_axis(Axis(0));
+        m
+    }
+
+    #[test]
+    fn matches_notebook_gradients_from_the_hand_derived_trace() {
+        let m = notebook_model();
+        let x = notebook::notebook_x().insert_axis(Axis(0));
+        let y = ndarray::array![[notebook::NOTEBOOK_Y]];
+        let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+        let (loss, g) = obj.value_grad(obj.initial().view()).unwrap();
+        let tr = notebook::trace(
+            notebook::NOTEBOOK_Y,
+            notebook::notebook_x().view(),
+            &notebook::Weights::notebook(),
+        )
+        .unwrap();
+        assert!((loss - tr.loss).abs() < 1e-16);
+        for k in 0..5 {
+            for d in 0..4 {
+                assert!((g[k * 4 + d] - tr.gradients.w_1[[d, k]]).abs() < 1e-17);
+            }
+            assert!((g[20 + k] - tr.gradients.w_2[k]).abs() < 1e-17);
+        }
+    }
+
+    #[test]
+    fn notebook_hessian_matches_hand_derived_second_derivatives() {
+        // L = ½(ŷ − y)², ŷ = σ(z₂), z₂ = w₂·σ(z₁), z₁ = W₁ᵀx. With e = ŷ − y, s₂ = σ'(z₂),
+        // σ'' = σ'(1 − 2σ), c₂ = ∂δ₂/∂z₂ = s₂² + e·σ''(z₂), δ₂ = e·s₂, uₖ = w₂ₖσ'(z₁ₖ):
+        //   ∂²L/∂w₂ₖ∂w₂ₗ       = c₂ x₁ₖ x₁ₗ
+        //   ∂²L/∂W₁[d,k]∂w₂ₗ   = c₂ uₖ x_d x₁ₗ + δ₂ [k=l] σ'(z₁ₖ) x_d
+        //   ∂²L/∂W₁[d,k]∂W₁[d',k'] = c₂ uₖ uₖ' x_d x_d' + δ₂ w₂ₖ [k=k'] σ''(z₁ₖ) x_d x_d'
+        let w = notebook::Weights::notebook();
+        let xv = notebook::notebook_x();
+        let tr = notebook::trace(notebook::NOTEBOOK_Y, xv.view(), &w).unwrap();
+        let s = |a: f64| a * (1.0 - a);
+        let s2 = |a: f64| s(a) * (1.0 - 2.0 * a);
+        let e = tr.y_hat - notebook::NOTEBOOK_Y;
+        let c2 = s(tr.y_hat).powi(2) + e * s2(tr.y_hat);
+        let d2 = e * s(tr.y_hat);
+        let u: Vec<f64> = (0..5).map(|k| w.w_2[k] * s(tr.x_1[k])).collect();
+        let mut expected = Array2::<f64>::zeros((25, 25));
+        for p in 0..25 {
+            for q in 0..25 {
+                expected[[p, q]] = match (p < 20, q < 20) {
+                    (true, true) => {
+                        let (k, d, k2, d2_) = (p / 4, p % 4, q / 4, q % 4);
+                        let diag =
+                            if k == k2 { d2 * w.w_2[k] * s2(tr.x_1[k]) * xv[d] * xv[d2_] } else { 0.0 };
+                        c2 * u[k] * u[k2] * xv[d] * xv[d2_] + diag
+                    }
+                    (false, false) => c2 * tr.x_1[p - 20] * tr.x_1[q - 20],
+                    (true, false) | (false, true) => {
+                        let (wp, vp) = if p < 20 { (p, q) } else { (q, p) };
+                        let (k, d, l) = (wp / 4, wp % 4, vp - 20);
+                        let diag = if k == l { d2 * s(tr.x_1[k]) * xv[d] } else { 0.0 };
+                        c2 * u[k] * xv[d] * tr.x_1[l] + diag
+                    }
+                };
+            }
+        }
+        let m = notebook_model();
+        let x = xv.insert_axis(Axis(0));
+        let y = ndarray::array![[notebook::NOTEBOOK_Y]];
+        let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+        let h = obj.hessian(obj.initial().view()).unwrap();
+        let err = (&h - &expected).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let scale = expected.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        assert!(err <= 1e-14 * scale, "max error {err:e} (scale {scale:e})");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_naming_the_problem() {
+        let m = random_mlp(&[3, 2], &[Identity], false, 1);
+        let x = random_matrix(4, 3, 2);
+        let y = random_matrix(4, 2, 3);
+        let short = random_matrix(3, 2, 3);
+        assert!(
+            MlpObjective::new(&m, x.view(), short.view(), Loss::Mse)
+                .unwrap_err()
+                .to_string()
+                .contains("rows")
+        );
+        let wide = random_matrix(4, 5, 3);
+        assert!(MlpObjective::new(&m, wide.view(), y.view(), Loss::Mse).is_err());
+        let mut bad_y = y.clone();
+        bad_y[[3, 1]] = f64::INFINITY;
+        let err = MlpObjective::new(&m, x.view(), bad_y.view(), Loss::Mse).unwrap_err().to_string();
+        assert!(err.contains("row 3"), "{err}");
+        let bad_class = ndarray::array![[0.0], [1.0], [2.0], [0.5]];
+        let err =
+            MlpObjective::new(&m, x.view(), bad_class.view(), Loss::CrossEntropy).unwrap_err().to_string();
+        assert!(err.contains("row 2"), "{err}");
+        let mut nan = x.clone();
+        nan[[1, 2]] = f64::NAN;
+        assert!(
+            MlpObjective::new(&m, nan.view(), y.view(), Loss::Mse)
+                .unwrap_err()
+                .to_string()
+                .contains("row 1, column 2")
+        );
+        let relu = random_mlp(&[3, 2], &[Relu], false, 1);
+        assert!(MlpObjective::new(&relu, x.view(), y.view(), Loss::Bce).is_err());
+        let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::Mse).unwrap();
+        assert!(obj.value(Array1::zeros(5).view()).is_err());
+        let op = obj.curvature(obj.initial().view(), Curvature::Hessian).unwrap();
+        assert!(op.apply_rows(Array2::zeros((1, 5)).view()).is_err());
+    }
+}

@@ -1,0 +1,393 @@
+//! CSV files with a header row: features and targets by column name.
+//!
+//! Every problem is reported with the file, the 1-based line and the 1-based field (column)
+//! number, and the column's name: missing fields, ragged rows, text where a number belongs,
+//! NaN and infinities, values that overflow f32.
+
+use std::path::Path;
+
+use ndarray::Array2;
+
+use super::Dataset;
+use super::labels::{encode_classes, parse_number};
+use super::options::{LoadOptions, TargetKind, Targets};
+use crate::{Error, Result, Scalar};
+
+fn parse_err(path: &Path, line: usize, column: usize, message: impl Into<String>) -> Error {
+    Error::Parse { path: path.to_path_buf(), line, column, message: message.into() }
+}
+
+/// Reads a CSV file; see [`read_csv_str`].
+pub fn read_csv<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Dataset<T>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+        parse_err(path, line, 1, "not valid UTF-8 text; is this really a CSV file?")
+    })?;
+    read_csv_str(&text, path, opts)
+}
+
+/// Parses CSV text; `origin` names it in errors (a path, or e.g. `builtin:iris`).
+///
+/// The first row must name the columns. Targets are chosen by [`LoadOptions::targets`]; every
+/// other column is a feature and must be numeric.
+pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) -> Result<Dataset<T>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's byte-order mark
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let csv_err = |e: csv::Error| {
+        let (line, column) = e.position().map_or((0, 0), |p| (p.line() as usize, 1));
+        parse_err(origin, line, column, e.to_string())
+    };
+
+    // Header.
+    let header = match records.next() {
+        None => {
+            return Err(Error::Format {
+                path: origin.into(),
+                message: "empty file: expected a header row naming the columns".into(),
+            });
+        }
+        Some(r) => r.map_err(csv_err)?,
+    };
+    let header_line = header.position().map_or(1, |p| p.line() as usize);
+    let names: Vec<String> = header.iter().map(str::to_string).collect();
+    for (c, name) in names.iter().enumerate() {
+        if name.is_empty() {
+            return Err(parse_err(origin, header_line, c + 1, "empty column name in the header row"));
+        }
+        if names[..c].contains(name) {
+            return Err(parse_err(
+                origin,
+                header_line,
+                c + 1,
+                format!("column name `{name}` appears twice in the header"),
+            ));
+        }
+    }
+    if names.iter().all(|n| parse_number(n).is_ok()) {
+        return Err(parse_err(
+            origin,
+            header_line,
+            1,
+            "the first row holds numbers, not column names: add a header row naming the columns",
+        ));
+    }
+
+    // Which columns are targets.
+    let target_cols: Vec<usize> = match &opts.targets {
+        Targets::Last => vec![names.len() - 1],
+        Targets::None => vec![],
+        Targets::Named(wanted) => {
+            if wanted.is_empty() {
+                return Err(Error::invalid("target", "no target column named"));
+            }
+            let mut cols = Vec::with_capacity(wanted.len());
+            for (i, w) in wanted.iter().enumerate() {
+                let Some(c) = names.iter().position(|n| n == w) else {
+                    return Err(Error::invalid(
+                        "target",
+                        format!(
+                            "no column `{w}` in {}; the columns are: {}",
+                            origin.display(),
+                            names.join(", ")
+                        ),
+                    ));
+                };
+                if wanted[..i].contains(w) {
+                    return Err(Error::invalid("target", format!("column `{w}` is named twice")));
+                }
+                cols.push(c);
+            }
+            cols
+        }
+    };
+    let feature_cols: Vec<usize> = (0..names.len()).filter(|c| !target_cols.contains(c)).collect();
+    if feature_cols.is_empty() {
+        return Err(Error::invalid(
+            "target",
+            format!("every column of {} is a target; nothing is left as input", origin.display()),
+        ));
+    }
+    let kind = opts.effective_kind();
+    if kind == TargetKind::Classes && target_cols.len() != 1 {
+        return Err(Error::invalid(
+            "target",
+            format!("class labels need exactly one target column, got {}", target_cols.len()),
+        ));
+    }
+
+    // Rows.
+    let mut x: Vec<f64> = Vec::new();
+    let mut raw_targets: Vec<Vec<String>> = vec![Vec::new(); target_cols.len()];
+    let mut lines: Vec<usize> = Vec::new();
+    for record in records {
+        let record = record.map_err(csv_err)?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.len() == 1 && record[0].is_empty() {
+            continue; // a blank line (e.g. whitespace only)
+        }
+        if record.len() != names.len() {
+            return Err(parse_err(
+                origin,
+                line,
+                record.len().min(names.len()) + 1,
+                format!("row has {} fields but the header has {} columns", record.len(), names.len()),
+            ));
+        }
+        for &c in &feature_cols {
+            let v = parse_number(&record[c])
+                .map_err(|m| parse_err(origin, line, c + 1, format!("{m} (column `{}`)", names[c])))?;
+            if !T::of(v).is_finite() {
+                return Err(parse_err(
+                    origin,
+                    line,
+                    c + 1,
+                    format!("{v} overflows {} (column `{}`)", T::DTYPE, names[c]),
+                ));
+            }
+            x.push(v);
+        }
+        for (t, &c) in target_cols.iter().enumerate() {
+            raw_targets[t].push(record[c].to_string());
+        }
+        lines.push(line);
+    }
+    let n = lines.len();
+    if n == 0 {
+        return Err(Error::Format { path: origin.into(), message: "no data rows after the header".into() });
+    }
+
+    // Targets: numbers, or class labels.
+    let numeric_col = |t: usize| -> Result<Vec<f64>> {
+        let c = target_cols[t];
+        raw_targets[t]
+            .iter()
+            .enumerate()
+            .map(|(r, f)| {
+                let v = parse_number(f).map_err(|m| {
+                    parse_err(origin, lines[r], c + 1, format!("{m} (target column `{}`)", names[c]))
+                })?;
+                if !T::of(v).is_finite() {
+                    return Err(parse_err(
+                        origin,
+                        lines[r],
+                        c + 1,
+                        format!("{v} overflows {} (column `{}`)", T::DTYPE, names[c]),
+                    ));
+                }
+                Ok(v)
+            })
+            .collect()
+    };
+    let as_classes = match kind {
+        TargetKind::Classes => true,
+        TargetKind::Values => false,
+        TargetKind::Auto => {
+            // Non-numeric labels in a single target column are class names.
+            target_cols.len() == 1
+                && raw_targets[0].iter().any(|f| parse_number(f).is_err() && !f.trim().is_empty())
+        }
+    };
+    let (y, classes) = if as_classes {
+        let c = target_cols[0];
+        let labels: Vec<&str> = raw_targets[0].iter().map(String::as_str).collect();
+        let (idx, classes) = encode_classes(&labels, opts.class_order.as_deref()).map_err(|(r, m)| {
+            parse_err(origin, lines[r], c + 1, format!("{m} (target column `{}`)", names[c]))
+        })?;
+        (
+            Array2::from_shape_vec((n, 1), idx).map_err(|e| Error::shape("read_csv", e.to_string()))?,
+            Some(classes),
+        )
+    } else {
+        let mut y = Array2::<f64>::zeros((n, target_cols.len()));
+        for t in 0..target_cols.len() {
+            y.column_mut(t).assign(&ndarray::Array1::from(numeric_col(t)?));
+        }
+        (y, None)
+    };
+    let x = Array2::from_shape_vec((n, feature_cols.len()), x)
+        .map_err(|e| Error::shape("read_csv", e.to_string()))?;
+    Dataset::new(
+        x.mapv(T::of),
+        y.mapv(T::of),
+        feature_cols.iter().map(|&c| names[c].clone()).collect(),
+        target_cols.iter().map(|&c| names[c].clone()).collect(),
+        classes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn read(text: &str, opts: &LoadOptions) -> Result<Dataset<f64>> {
+        read_csv_str(text, Path::new("t.csv"), opts)
+    }
+
+    fn parse_position(e: Error) -> (usize, usize, String) {
+        match e {
+            Error::Parse { line, column, message, path } => {
+                assert_eq!(path, Path::new("t.csv"));
+                (line, column, message)
+            }
+            other => panic!("expected a parse error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn last_column_is_the_default_target() {
+        let d = read("a,b,y\n1,2,3\n4,5,6\n", &LoadOptions::new()).unwrap();
+        assert_eq!(d.x, array![[1., 2.], [4., 5.]]);
+        assert_eq!(d.y, array![[3.], [6.]]);
+        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.target_names, ["y"]);
+        assert!(d.classes.is_none());
+    }
+
+    #[test]
+    fn named_targets_in_the_given_order() {
+        let d = read("a,b,c\n1,2,3\n", &LoadOptions::new().target_list("c, a")).unwrap();
+        assert_eq!(d.x, array![[2.]]);
+        assert_eq!(d.y, array![[3., 1.]]);
+        assert_eq!(d.target_names, ["c", "a"]);
+    }
+
+    #[test]
+    fn string_labels_become_sorted_class_indices() {
+        let d = read("a,kind\n1,dog\n2,cat\n3,dog\n", &LoadOptions::new()).unwrap();
+        assert_eq!(d.y, array![[1.], [0.], [1.]]);
+        assert_eq!(d.classes.unwrap(), ["cat", "dog"]);
+    }
+
+    #[test]
+    fn integer_labels_become_classes_only_when_asked() {
+        let text = "a,label\n1,3\n2,1\n3,3\n";
+        assert!(read(text, &LoadOptions::new()).unwrap().classes.is_none());
+        // Non-negative integers are class indices already: 3 stays class 3.
+        let d = read(text, &LoadOptions::new().classes()).unwrap();
+        assert_eq!(d.y, array![[3.], [1.], [3.]]);
+        assert_eq!(d.classes.unwrap(), ["0", "1", "2", "3"]);
+        let d = read(text, &LoadOptions::new().class_order(["3", "2", "1"])).unwrap();
+        assert_eq!(d.y, array![[0.], [2.], [0.]]);
+    }
+
+    #[test]
+    fn no_targets_makes_every_column_a_feature() {
+        let d = read("a,b\n1,2\n", &LoadOptions::new().no_targets()).unwrap();
+        assert_eq!(d.x, array![[1., 2.]]);
+        assert_eq!(d.y.dim(), (1, 0));
+    }
+
+    #[test]
+    fn quotes_blanks_bom_and_crlf_are_handled() {
+        let d = read("\u{feff}\"a\", b ,y\r\n\"1\", 2 ,3\r\n\r\n", &LoadOptions::new()).unwrap();
+        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.x, array![[1., 2.]]);
+    }
+
+    #[test]
+    fn missing_field_names_line_column_and_name() {
+        let (l, c, m) = parse_position(read("a,b,y\n1,2,3\n4,,6\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (3, 2));
+        assert!(m.contains("missing") && m.contains("`b`"), "{m}");
+        let (l, c, _) = parse_position(read("a,y\n1,\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (2, 2));
+    }
+
+    #[test]
+    fn ragged_rows_are_errors() {
+        let (l, _, m) = parse_position(read("a,b,y\n1,2,3\n4,5\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!(l, 3);
+        assert!(m.contains("2 fields") && m.contains("3 columns"), "{m}");
+        let (l, c, _) = parse_position(read("a,b,y\n1,2,3,4\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (2, 4));
+    }
+
+    #[test]
+    fn non_numeric_features_are_errors() {
+        let (l, c, m) = parse_position(read("a,b,y\n1,x2,3\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (2, 2));
+        assert!(m.contains("`x2` is not a number"), "{m}");
+    }
+
+    #[test]
+    fn nan_and_infinity_are_rejected_with_position() {
+        for bad in ["nan", "NaN", "inf", "-Infinity", "1e999"] {
+            let text = format!("a,y\n1,2\n{bad},3\n");
+            let (l, c, m) = parse_position(read(&text, &LoadOptions::new()).unwrap_err());
+            assert_eq!((l, c), (3, 1), "{bad}");
+            assert!(m.contains("finite"), "{m}");
+        }
+        let (l, c, _) = parse_position(read("a,y\n1,nan\n", &LoadOptions::new().values()).unwrap_err());
+        assert_eq!((l, c), (2, 2));
+    }
+
+    #[test]
+    fn f32_overflow_is_rejected() {
+        let e = read_csv_str::<f32>("a,y\n1e300,1\n", Path::new("t.csv"), &LoadOptions::new()).unwrap_err();
+        assert!(e.to_string().contains("overflows f32"), "{e}");
+    }
+
+    #[test]
+    fn values_mode_rejects_text_targets() {
+        let (l, c, m) = parse_position(read("a,y\n1,2\n2,dog\n", &LoadOptions::new().values()).unwrap_err());
+        assert_eq!((l, c), (3, 2));
+        assert!(m.contains("target column `y`"), "{m}");
+    }
+
+    #[test]
+    fn unknown_class_with_a_given_order_is_an_error() {
+        let (l, _, m) = parse_position(
+            read("a,y\n1,cat\n2,cow\n", &LoadOptions::new().class_order(["cat", "dog"])).unwrap_err(),
+        );
+        assert_eq!(l, 3);
+        assert!(m.contains("cow"), "{m}");
+    }
+
+    #[test]
+    fn missing_target_column_lists_the_columns() {
+        let e = read("a,b\n1,2\n", &LoadOptions::new().target("z")).unwrap_err().to_string();
+        assert!(e.contains("no column `z`") && e.contains("a, b"), "{e}");
+        assert!(read("a,b\n1,2\n", &LoadOptions::new().targets(["a", "a"])).is_err());
+        assert!(read("a,b\n1,2\n", &LoadOptions::new().targets(["a", "b"])).is_err());
+        assert!(read("a,b,c\n1,2,3\n", &LoadOptions::new().targets(["a", "b"]).classes()).is_err());
+        assert!(read("a,b\n1,2\n", &LoadOptions::new().targets(Vec::<String>::new())).is_err());
+    }
+
+    #[test]
+    fn header_problems_are_errors() {
+        assert!(matches!(read("", &LoadOptions::new()), Err(Error::Format { .. })));
+        let (l, c, m) = parse_position(read("1,2\n3,4\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (1, 1));
+        assert!(m.contains("header"), "{m}");
+        let (_, c, _) = parse_position(read("a,,y\n1,2,3\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!(c, 2);
+        let (_, c, m) = parse_position(read("a,b,a\n1,2,3\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!(c, 3);
+        assert!(m.contains("twice"), "{m}");
+        assert!(matches!(read("a,y\n", &LoadOptions::new()), Err(Error::Format { .. })));
+    }
+
+    #[test]
+    fn unreadable_and_non_utf8_files_are_errors() {
+        let e = read_csv::<f64>("/nonexistent/x.csv", &LoadOptions::new()).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("/nonexistent/x.csv"));
+        let dir = std::env::temp_dir().join(format!("backprop-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bad.csv");
+        std::fs::write(&p, b"a,y\n1,2\n\xff\xfe,3\n").unwrap();
+        match read_csv::<f64>(&p, &LoadOptions::new()).unwrap_err() {
+            Error::Parse { line, .. } => assert_eq!(line, 3),
+            other => panic!("{other}"),
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,195 @@
+//! The backward pass: loss, output δ, then δ and the parameter gradients layer by layer.
+//!
+//! With aₗ = fₗ(zₗ), zₗ = aₗ₋₁Wₗᵀ + bₗ (rows are samples) and δₗ = ∂L/∂zₗ:
+//!
+//! ```text
+//! ∂L/∂Wₗ = δₗᵀ aₗ₋₁          (out×in: a GEMM on a transposed view, no copy)
+//! ∂L/∂bₗ = Σ_rows δₗ
+//! δₗ₋₁   = (δₗ Wₗ) ⊙ fₗ₋₁'(aₗ₋₁)
+//! ```
+//!
+//! f' is computed from the saved output a (σ' = a(1 − a), …), and the multiplication by f',
+//! the bias-gradient column sums and the write of δₗ₋₁ over aₗ₋₁ (no longer needed) are fused
+//! into one pass. No δ is formed for the input layer. Nothing allocates once the
+//! [`Workspace`] and the [`Grads`] exist.
+
+use ndarray::ArrayView2;
+
+use super::forward::{check_finite, check_input};
+use super::grads::Grads;
+use super::loss::Loss;
+use super::mlp::Mlp;
+use super::workspace::{Workspace, view, view_mut};
+use crate::tensor::gemm_into;
+use crate::{Error, Result, Scalar};
+
+/// Checks a batch's shapes and targets for `loss` on `mlp`.
+pub(crate) fn check_batch<T: Scalar>(
+    mlp: &Mlp<T>,
+    loss: Loss,
+    x: &ArrayView2<'_, T>,
+    y: &ArrayView2<'_, T>,
+) -> Result<()> {
+    check_input(mlp, x, loss.name())?;
+    if x.nrows() == 0 {
+        return Err(Error::invalid("data", "the batch is empty"));
+    }
+    if y.nrows() != x.nrows() {
+        return Err(Error::shape(loss.name(), format!("x has {} rows but y has {}", x.nrows(), y.nrows())));
+    }
+    let last = mlp.layers.len() - 1;
+    loss.check_output(mlp.layers[last].activation, mlp.outputs())?;
+    loss.check_targets(y.view(), mlp.outputs())
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// The loss of `mlp` on the batch (x, y), without gradients.
+    pub fn loss(
+        &mut self,
+        mlp: &Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+    ) -> Result<f64> {
+        check_batch(mlp, loss, &x, &y)?;
+        self.forward_unchecked(mlp, x);
+        Ok(self.loss_unchecked(mlp, loss, y, false))
+    }
+
+    /// The loss of `mlp` on the batch (x, y) and its gradient with respect to every parameter,
+    /// written into `grads` (which must be shaped like `mlp`, e.g. by [`Grads::zeros_like`]).
+    /// The loss is returned in f64 (accumulated in f64 also for f32 networks).
+    pub fn loss_and_grad(
+        &mut self,
+        mlp: &Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        grads: &mut Grads<T>,
+    ) -> Result<f64> {
+        check_batch(mlp, loss, &x, &y)?;
+        if !grads.fits(mlp) {
+            return Err(Error::shape("loss_and_grad", "the gradient container is not shaped like the model"));
+        }
+        Ok(self.loss_and_grad_unchecked(mlp, loss, x, y, grads))
+    }
+
+    /// Loss after a forward pass; with `keep_delta` also the output δ into `delta_out`.
+    pub(crate) fn loss_unchecked(
+        &mut self,
+        mlp: &Mlp<T>,
+        loss: Loss,
+        y: ArrayView2<'_, T>,
+        keep_delta: bool,
+    ) -> f64 {
+        let n = self.rows;
+        let t = mlp.outputs();
+        let act = mlp.layers[mlp.layers.len() - 1].activation;
+        let out = &self.acts[self.acts.len() - 1][..n * t];
+        let delta = keep_delta.then_some(&mut self.delta_out[..n * t]);
+        loss.value_and_delta(act, &self.logits[..n * t], out, y, t, delta)
+    }
+
+    /// The fused forward and backward pass after all checks.
+    pub(crate) fn loss_and_grad_unchecked(
+        &mut self,
+        mlp: &Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        grads: &mut Grads<T>,
+    ) -> f64 {
+        self.forward_unchecked(mlp, x);
+        let value = self.loss_unchecked(mlp, loss, y, true);
+        self.backward_unchecked(mlp, x, grads);
+        value
+    }
+
+    /// Backpropagates `delta_out` through the layers of the last forward pass.
+    fn backward_unchecked(&mut self, mlp: &Mlp<T>, x: ArrayView2<'_, T>, grads: &mut Grads<T>) {
+        let n = self.rows;
+        let last = mlp.layers.len() - 1;
+        let g = grads.as_mlp_mut();
+        // Output layer's bias gradient: column sums of δ.
+        let t = mlp.outputs();
+        if let Some(gb) = g.layers[last].bias.as_mut() {
+            gb.fill(T::zero());
+            for row in self.delta_out[..n * t].chunks_exact(t) {
+                gb.iter_mut().zip(row).for_each(|(s, &d)| *s += d);
+            }
+        }
+        for l in (0..=last).rev() {
+            let layer = &mlp.layers[l];
+            let w_out = layer.outputs();
+            let w_in = layer.inputs();
+            let (below, here) = self.acts.split_at_mut(l);
+            // δₗ lives in delta_out for the output layer, over aₗ for hidden layers.
+            let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
+            let delta = view(delta, n, w_out);
+            let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
+            // ∂L/∂Wₗ = δₗᵀ aₗ₋₁
+            let r = gemm_into(g.layers[l].weight.view_mut(), false, T::one(), delta.t(), a_prev);
+            debug_assert!(r.is_ok());
+            if l == 0 {
+                break;
+            }
+            // scratch = δₗ Wₗ (n×in)
+            let r =
+                gemm_into(view_mut(&mut self.scratch, n, w_in), false, T::one(), delta, layer.weight.view());
+            debug_assert!(r.is_ok());
+            // δₗ₋₁ = scratch ⊙ f'(aₗ₋₁), written over aₗ₋₁; bias gradient summed on the way.
+            let act = mlp.layers[l - 1].activation;
+            let a = &mut below[l - 1][..n * w_in];
+            let s = &self.scratch[..n * w_in];
+            match g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut()) {
+                Some(gb) => {
+                    gb.fill(T::zero());
+                    for (arow, srow) in a.chunks_exact_mut(w_in).zip(s.chunks_exact(w_in)) {
+                        for ((av, &sv), gbv) in arow.iter_mut().zip(srow).zip(gb.iter_mut()) {
+                            let d = sv * act.derivative_from_output(*av);
+                            *av = d;
+                            *gbv += d;
+                        }
+                    }
+                }
+                None => {
+                    a.iter_mut().zip(s).for_each(|(av, &sv)| *av = sv * act.derivative_from_output(*av));
+                }
+            }
+        }
+    }
+}
+
+impl<T: Scalar> Mlp<T> {
+    /// The loss on (x, y): x is n×inputs, y is n×outputs (n×1 class indices for
+    /// `cross_entropy`). Data and targets are checked (shapes, NaN/Inf, class range).
+    pub fn loss(&self, loss: Loss, x: ArrayView2<'_, T>, y: ArrayView2<'_, T>) -> Result<f64> {
+        check_finite(&x, "input data")?;
+        Workspace::new(self, x.nrows()).loss(self, loss, x, y)
+    }
+
+    /// The loss on (x, y) and its gradient with respect to every parameter.
+    ///
+    /// ```
+    /// use backprop::nn::{Init, Loss, MlpBuilder, ParamSelection};
+    /// use backprop::notebook;
+    /// use ndarray::array;
+    ///
+    /// let m = MlpBuilder::new(&[4, 5, 1]).init(Init::Ones).bias(false).build::<f64>().unwrap();
+    /// let (loss, g) = m.loss_and_grad(Loss::SquaredError, array![[0.01, 0.02, 0.03, 0.04]].view(), array![[1.0]].view()).unwrap();
+    /// let nb = notebook::simple_backpropagation(1.0, notebook::notebook_x().view(), &notebook::Weights::notebook()).unwrap();
+    /// assert!((g.weight(1)[[0, 0]] - nb.w_2[0]).abs() < 1e-15);
+    /// assert_eq!(g.flat(ParamSelection::Weights).len(), 25);
+    /// ```
+    pub fn loss_and_grad(
+        &self,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+    ) -> Result<(f64, Grads<T>)> {
+        check_finite(&x, "input data")?;
+        let mut grads = Grads::zeros_like(self);
+        let value = Workspace::new(self, x.nrows()).loss_and_grad(self, loss, x, y, &mut grads)?;
+        Ok((value, grads))
+    }
+}

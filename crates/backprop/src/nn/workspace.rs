@@ -1,0 +1,99 @@
+//! Preallocated buffers for forward and backward passes.
+//!
+//! A training step must not allocate: a [`Workspace`] holds, for a batch of up to `capacity`
+//! rows, every layer's activations (n×width, row-major), the output layer's logits, the output
+//! δ and one scratch matrix for δ·W. Smaller batches use the leading rows. The backward pass
+//! overwrites each hidden layer's activations with that layer's δ once they are no longer
+//! needed, so the whole pass touches one buffer per layer.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use super::mlp::Mlp;
+use crate::Scalar;
+
+/// Reusable buffers for [`Mlp`] passes on batches of up to [`Workspace::capacity`] rows.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace<T> {
+    pub(crate) capacity: usize,
+    /// Widths `[inputs, hidden…, outputs]` the buffers were sized for.
+    pub(crate) sizes: Vec<usize>,
+    /// Per layer, its output a = f(z) (n×out); hidden ones become δ in the backward pass.
+    pub(crate) acts: Vec<Vec<T>>,
+    /// The output layer's pre-activations z (n×outputs).
+    pub(crate) logits: Vec<T>,
+    /// The output layer's δ = ∂L/∂z (n×outputs).
+    pub(crate) delta_out: Vec<T>,
+    /// δ·W for the layer below (n×max hidden width).
+    pub(crate) scratch: Vec<T>,
+    /// Rows of the last forward pass.
+    pub(crate) rows: usize,
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Buffers for `mlp` and batches of up to `capacity` rows.
+    pub fn new(mlp: &Mlp<T>, capacity: usize) -> Self {
+        let mut ws = Workspace::default();
+        ws.reserve(mlp, capacity);
+        ws
+    }
+
+    /// The largest batch the buffers hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Makes room for `rows` rows of `mlp`'s widths; allocates only if the widths changed or
+    /// `rows` exceeds the capacity.
+    pub fn reserve(&mut self, mlp: &Mlp<T>, rows: usize) {
+        let sizes = mlp.sizes();
+        if sizes == self.sizes && rows <= self.capacity {
+            return;
+        }
+        let cap = rows.max(if sizes == self.sizes { self.capacity } else { 0 });
+        let outs = *sizes.last().unwrap_or(&0);
+        let hidden_max = sizes[1..sizes.len().saturating_sub(1).max(1)].iter().copied().max().unwrap_or(0);
+        self.acts = sizes[1..].iter().map(|&w| vec![T::zero(); cap * w]).collect();
+        self.logits = vec![T::zero(); cap * outs];
+        self.delta_out = vec![T::zero(); cap * outs];
+        self.scratch = vec![T::zero(); cap * hidden_max];
+        self.capacity = cap;
+        self.sizes = sizes;
+        self.rows = 0;
+    }
+
+    /// The outputs ŷ of the last forward pass (rows × outputs).
+    pub fn output(&self) -> ArrayView2<'_, T> {
+        let t = *self.sizes.last().unwrap_or(&0);
+        match self.acts.last() {
+            Some(buf) => view(buf, self.rows, t),
+            None => view(&[], 0, 0),
+        }
+    }
+
+    /// The output layer's pre-activations z of the last forward pass (rows × outputs).
+    pub fn logits(&self) -> ArrayView2<'_, T> {
+        let t = *self.sizes.last().unwrap_or(&0);
+        view(&self.logits, self.rows, t)
+    }
+}
+
+/// A row-major n×w view of the leading n·w entries of `buf`.
+#[inline]
+pub(crate) fn view<T2: Scalar>(buf: &[T2], n: usize, w: usize) -> ArrayView2<'_, T2> {
+    debug_assert!(buf.len() >= n * w);
+    // The slice length equals n·w, so the shape always fits.
+    match ArrayView2::from_shape((n, w), &buf[..n * w]) {
+        Ok(v) => v,
+        Err(_) => unreachable!("slice of n·w elements always has shape (n, w)"),
+    }
+}
+
+/// A mutable row-major n×w view of the leading n·w entries of `buf`.
+#[inline]
+pub(crate) fn view_mut<T2: Scalar>(buf: &mut [T2], n: usize, w: usize) -> ArrayViewMut2<'_, T2> {
+    debug_assert!(buf.len() >= n * w);
+    match ArrayViewMut2::from_shape((n, w), &mut buf[..n * w]) {
+        Ok(v) => v,
+        Err(_) => unreachable!("slice of n·w elements always has shape (n, w)"),
+    }
+}
