@@ -4,6 +4,7 @@
 //! network, derived by hand ([`notebook`]), to a general reverse-mode autodiff engine with
 //! higher-order derivatives, MLPs trained on real data, and exact curvature analysis.
 
+pub mod autodiff;
 pub mod curvature;
 pub mod data;
 pub mod error;

@@ -287,9 +287,10 @@ mod tests {
     fn integer_labels_become_classes_only_when_asked() {
         let text = "a,label\n1,3\n2,1\n3,3\n";
         assert!(read(text, &LoadOptions::new()).unwrap().classes.is_none());
+        // Non-negative integers are class indices already: 3 stays class 3.
         let d = read(text, &LoadOptions::new().classes()).unwrap();
-        assert_eq!(d.y, array![[1.], [0.], [1.]]);
-        assert_eq!(d.classes.unwrap(), ["1", "3"]);
+        assert_eq!(d.y, array![[3.], [1.], [3.]]);
+        assert_eq!(d.classes.unwrap(), ["0", "1", "2", "3"]);
         let d = read(text, &LoadOptions::new().class_order(["3", "2", "1"])).unwrap();
         assert_eq!(d.y, array![[0.], [2.], [0.]]);
     }

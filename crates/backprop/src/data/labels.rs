@@ -2,8 +2,10 @@
 //!
 //! Labels are compared as canonical strings: a numeric label that is a whole number is written
 //! without a fractional part (`"1.0"`, `"1"` and `" 1 "` are the same class `1`), any other label
-//! is its trimmed text. Without a given order, classes are sorted — numerically when every label
-//! is a whole number, else as text — so the encoding does not depend on row order.
+//! is its trimmed text. Without a given order: non-negative integer labels are their own class
+//! indices (PyTorch's convention; classes `0..=max`, so a label keeps its value even when some
+//! class is absent from this file); other labels are sorted — numerically when every label is a
+//! whole number, else as text — so the encoding never depends on row order.
 
 /// Why one label could not be encoded: the label's index in the input and the message.
 pub(crate) type LabelError = (usize, String);
@@ -33,7 +35,8 @@ pub(crate) fn parse_number(field: &str) -> Result<f64, String> {
 /// Encodes `labels` as class indices; returns the indices and the class names in index order.
 ///
 /// With `order`, classes are exactly those listed (a label not in it is an error). Without,
-/// they are the distinct labels, sorted. A numeric label that is not a whole number is an error
+/// non-negative integers are their own indices, other labels are the distinct labels, sorted.
+/// A numeric label that is not a whole number is an error
 /// (it is almost surely a regression target read as classes by mistake).
 pub(crate) fn encode_classes(
     labels: &[&str],
@@ -59,11 +62,19 @@ pub(crate) fn encode_classes(
             distinct.sort();
             distinct.dedup();
             let ints: Option<Vec<i64>> = distinct.iter().map(|c| c.parse::<i64>().ok()).collect();
-            if let Some(mut ints) = ints {
-                ints.sort_unstable();
-                ints.iter().map(i64::to_string).collect()
-            } else {
-                distinct
+            match ints {
+                // Non-negative integer labels are class indices already (PyTorch's convention):
+                // classes 0..=max, so a label keeps its value even when some class is absent
+                // from this file.
+                Some(ints) if ints.iter().all(|&v| v >= 0) => {
+                    let max = ints.iter().copied().max().unwrap_or(0);
+                    (0..=max).map(|v| v.to_string()).collect()
+                }
+                Some(mut ints) => {
+                    ints.sort_unstable();
+                    ints.iter().map(i64::to_string).collect()
+                }
+                None => distinct,
             }
         }
     };
@@ -87,11 +98,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn non_negative_integer_labels_are_their_own_indices() {
+        let (idx, classes) = encode_classes(&["0", "2", "2"], None).unwrap();
+        assert_eq!(idx, [0.0, 2.0, 2.0]);
+        assert_eq!(classes, ["0", "1", "2"]);
+    }
+
+    #[test]
     fn string_labels_sort_as_text_and_integers_numerically() {
         let (idx, cls) = encode_classes(&["b", "a", "c", "a"], None).unwrap();
         assert_eq!((idx, cls), (vec![1., 0., 2., 0.], vec!["a".into(), "b".into(), "c".into()]));
-        let (idx, cls) = encode_classes(&["10", "2", "2.0", " 1 "], None).unwrap();
-        assert_eq!((idx, cls), (vec![2., 1., 1., 0.], vec!["1".into(), "2".into(), "10".into()]));
+        let (idx, cls) = encode_classes(&["10", "-2", "-2.0", " 1 "], None).unwrap();
+        assert_eq!((idx, cls), (vec![2., 0., 0., 1.], vec!["-2".into(), "1".into(), "10".into()]));
     }
 
     #[test]

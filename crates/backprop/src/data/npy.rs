@@ -378,7 +378,7 @@ mod tests {
         let d = read_npy::<f64>(&p, &LoadOptions::new()).unwrap();
         assert_eq!(
             (d.y.clone(), d.classes.unwrap()),
-            (array![[0.], [1.]], vec!["7".to_string(), "9".to_string()])
+            (array![[7.], [9.]], (0..10).map(|c| c.to_string()).collect::<Vec<_>>())
         );
         let be: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_be_bytes()).collect();
         let p = t.file("be.npy", &raw_npy(">f8", "(2, 2)", false, &be));
@@ -429,8 +429,8 @@ mod tests {
             let p = t.file("d.npz", &bytes);
             let d = read_npz::<f64>(&p, &LoadOptions::new()).unwrap();
             assert_eq!(d.x, array![[1., 2.], [3., 4.], [5., 6.]]);
-            assert_eq!(d.y, array![[1.], [0.], [1.]]);
-            assert_eq!(d.classes.as_deref().unwrap(), ["0", "2"]);
+            assert_eq!(d.y, array![[2.], [0.], [2.]]);
+            assert_eq!(d.classes.as_deref().unwrap(), ["0", "1", "2"]);
             assert_eq!(d.feature_names, ["x0", "x1"]);
             let d = read_npz::<f64>(&p, &LoadOptions::new().values()).unwrap();
             assert_eq!(d.y, array![[2.], [0.], [2.]]);

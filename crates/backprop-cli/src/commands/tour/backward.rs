@@ -93,6 +93,22 @@ struct PointCheck {
     rows: Vec<(String, f64, f64)>,
     passed: bool,
     worst: f64,
+    /// Per tensor: max |hand-derived − engine|.
+    engine_rows: Vec<(String, f64, f64)>,
+    /// max |hand-derived − engine| over all parameters, relative to max(1, max |g|).
+    engine_worst: f64,
+}
+
+/// The engine may differ from the hand-derived pass only by rounding (a few ulps).
+const ENGINE_TOLERANCE: f64 = 1e-15;
+
+/// The same network recorded on the autodiff tape; its reverse sweep gives the gradients in the
+/// notebook's order `[w_1, w_2, b_1, b_2]`, flattened row-major like [`flatten`].
+fn engine_gradients(y: f64, x: &Array1<f64>, w: &Weights) -> anyhow::Result<Vec<f64>> {
+    let tape = backprop::autodiff::Tape::<f64>::new();
+    let g = backprop::autodiff::notebook_network(&tape, y, x.view(), w)?;
+    let grads = tape.grad(g.loss, &g.params())?;
+    Ok(grads.iter().flat_map(|a| a.iter().copied()).collect())
 }
 
 fn check_point(label: &'static str, y: f64, x: &Array1<f64>, w: &Weights) -> anyhow::Result<PointCheck> {
@@ -100,7 +116,17 @@ fn check_point(label: &'static str, y: f64, x: &Array1<f64>, w: &Weights) -> any
     let fd = finite_differences(y, x, w)?;
     let rows = compare(w, &g, &fd);
     let worst = rows.iter().map(|(_, d, s)| d / s.max(f64::MIN_POSITIVE)).fold(0.0, f64::max);
-    Ok(PointCheck { label, passed: worst < FD_TOLERANCE, rows, worst })
+    let engine = engine_gradients(y, x, w)?;
+    anyhow::ensure!(
+        engine.len() == g.len(),
+        "the engine returned {} gradient entries, expected {}",
+        engine.len(),
+        g.len()
+    );
+    let engine_rows = compare(w, &g, &engine);
+    let scale = g.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    let engine_worst = engine_rows.iter().map(|(_, d, _)| *d).fold(0.0, f64::max) / scale;
+    Ok(PointCheck { label, passed: worst < FD_TOLERANCE, rows, worst, engine_rows, engine_worst })
 }
 
 /// Runs the step.
@@ -191,6 +217,17 @@ pub fn run() -> anyhow::Result<Step> {
     let mut checks = Vec::new();
     for p in [&nb, &rp] {
         checks.push(Check {
+            name: format!("the autodiff engine reproduces the hand-derived gradients at the {}", p.label),
+            passed: p.engine_worst <= ENGINE_TOLERANCE,
+            detail: format!(
+                "max difference {} relative to max(1, max |g|) (required ≤ {})",
+                sci(p.engine_worst, 1),
+                sci(ENGINE_TOLERANCE, 0)
+            ),
+        });
+    }
+    for p in [&nb, &rp] {
+        checks.push(Check {
             name: format!("hand-derived gradients match finite differences at the {}", p.label),
             passed: p.passed,
             detail: format!("worst relative error {} < {}", sci(p.worst, 1), sci(FD_TOLERANCE, 0)),
@@ -203,6 +240,9 @@ pub fn run() -> anyhow::Result<Step> {
             .iter()
             .map(|(n, d, sc)| json!({"tensor": n, "max_abs_error": d, "max_abs_gradient": sc}))
             .collect()
+    };
+    let rows_json_engine = |p: &PointCheck| -> serde_json::Value {
+        p.engine_rows.iter().map(|(n, d, _)| json!({"tensor": n, "max_abs_difference": d})).collect()
     };
     let j = json!({
         "trace": {
@@ -220,10 +260,16 @@ pub fn run() -> anyhow::Result<Step> {
             "random_point": {"worst_relative_error": rp.worst, "passed": rp.passed, "tensors": rows_json(&rp),
                 "x": rx.to_vec(), "y": ry},
         },
+        "engine": {
+            "tolerance": ENGINE_TOLERANCE,
+            "notebook_point": {"worst_difference": nb.engine_worst, "tensors": rows_json_engine(&nb)},
+            "random_point": {"worst_difference": rp.engine_worst, "tensors": rows_json_engine(&rp)},
+        },
     });
     let summary = format!(
-        "δ⁽²⁾ = {}, finite differences agree to {} (notebook) / {} (random point)",
+        "δ⁽²⁾ = {}, engine = hand-derived to {}, finite differences to {} / {}",
         sci(t.delta_2, 6),
+        sci(nb.engine_worst.max(rp.engine_worst), 0),
         sci(nb.worst, 1),
         sci(rp.worst, 1)
     );

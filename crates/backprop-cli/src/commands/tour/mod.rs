@@ -8,6 +8,7 @@
 
 mod backward;
 mod checks;
+mod curvature;
 mod format;
 mod training;
 
@@ -96,6 +97,10 @@ impl Console {
 /// Runs the tour; exit status 0 only if every check passes.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
+    // Fail before half a minute of work, not after, when the report cannot be written.
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| backprop::Error::io(&args.out, e))
+        .map_err(|e| anyhow::anyhow!("cannot create the report directory: {e}"))?;
     let console = Console { quiet: args.quiet || args.json, total: 6 };
     let mut doc = Document {
         title: "backprop tour: the notebook, solved and tested on real data".into(),
@@ -116,8 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     record(1, "notebook", "notebook checks", checks::run()?);
     record(2, "backward", "backward pass", backward::run()?);
-    let (step, _trained) = training::run(training::Config::default(), !console.quiet)?;
+    let (step, trained) = training::run(training::Config::default(), !console.quiet)?;
     record(3, "training", "training on iris", step);
+    record(4, "curvature", "Hessian and L2 shrinkage", curvature::run(&trained)?);
 
     let checks: Vec<serde_json::Value> = doc
         .checks()

@@ -36,10 +36,6 @@ pub struct Trained {
     pub model: Mlp<f64>,
     /// Standardised training data.
     pub train: Dataset<f64>,
-    /// Standardised held-out data.
-    pub held_out: Dataset<f64>,
-    /// The training settings.
-    pub config: Config,
 }
 
 /// Per-epoch history (epoch 0 = before the first step).
@@ -216,5 +212,5 @@ pub fn run(cfg: Config, show_progress: bool) -> anyhow::Result<(Step, Trained)> 
         pct(acc(last_tr)),
         pct(acc(last_ho))
     );
-    Ok((Step::new(s, j, summary, false), Trained { model, train, held_out, config: cfg }))
+    Ok((Step::new(s, j, summary, false), Trained { model, train }))
 }

@@ -1,0 +1,407 @@
+//! Asking the tape for derivatives: gradients, vector-Jacobian products, Jacobians, and — by
+//! recording the backward pass itself — gradients of gradients, Hessian-vector products and
+//! Hessians.
+//!
+//! Gradients are returned, never stored in the inputs: there is no stale `.grad` to zero.
+
+use ndarray::{Array2, ArrayD, IxDyn};
+
+use super::backward::{Graph, NH, Numeric, backward_rule};
+use super::op::Op;
+use super::tape::{NodeId, Tape, copy_error};
+use super::var::Var;
+use crate::{Error, Result, Scalar};
+
+/// Marks the nodes up to `top` that depend on one of `inputs` (all nodes if `inputs` is `None`).
+fn mark_relevant<T: Scalar>(
+    nodes: &[super::tape::Node<T>],
+    top: usize,
+    inputs: Option<&[NodeId]>,
+    out: &mut Vec<bool>,
+) {
+    out.clear();
+    match inputs {
+        None => out.resize(top + 1, true),
+        Some(inputs) => {
+            out.resize(top + 1, false);
+            for i in inputs {
+                if i.index() <= top {
+                    out[i.index()] = true;
+                }
+            }
+            for i in 0..=top {
+                if !out[i] {
+                    let mut r = false;
+                    nodes[i].op.for_each_parent(|p| r |= out[p.index()]);
+                    out[i] = r;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Scalar> Tape<T> {
+    fn check_all(&self, output: &[Var<'_, T>], inputs: &[Var<'_, T>]) -> Result<()> {
+        self.status()?;
+        for o in output {
+            self.check_var(*o, "output")?;
+        }
+        for (i, v) in inputs.iter().enumerate() {
+            self.check_var(*v, &format!("input {i}"))?;
+        }
+        Ok(())
+    }
+
+    /// The numeric reverse sweep. `seeds` are `(node, adjoint)` pairs; returns the adjoints of
+    /// `inputs` (zeros when an input does not influence the seeds), written into `out`.
+    /// With `inputs == None` every node's adjoint is returned instead (for inspection).
+    fn sweep(
+        &self,
+        seeds: Vec<(NodeId, ArrayD<T>)>,
+        inputs: Option<&[NodeId]>,
+        out: &mut dyn FnMut(usize, &ArrayD<T>),
+    ) -> Result<Option<Vec<Option<ArrayD<T>>>>> {
+        let mut guard = self.inner.borrow_mut();
+        let inner = &mut *guard;
+        if let Some(e) = &inner.error {
+            return Err(copy_error(e));
+        }
+        let Some(top) = seeds.iter().map(|s| s.0.index()).max() else { return Ok(None) };
+        mark_relevant(&inner.nodes, top, inputs, &mut inner.relevant);
+        for a in inner.adjoints.drain(..).flatten() {
+            inner.pool.recycle(a);
+        }
+        inner.adjoints.resize_with(top + 1, || None);
+        let keep_all = inputs.is_none();
+        let is_input = |i: usize| inputs.is_none_or(|ins| ins.iter().any(|x| x.index() == i));
+        let result = {
+            let mut bk = Numeric {
+                nodes: &inner.nodes,
+                pool: &mut inner.pool,
+                adj: &mut inner.adjoints,
+                relevant: &inner.relevant,
+                check_finite: inner.check_finite,
+                current: top,
+            };
+            let mut r = Ok(());
+            for (id, s) in seeds {
+                if let Err(e) = super::backward::Backend::<T>::accumulate(&mut bk, id, NH::Own(s)) {
+                    r = Err(e);
+                }
+            }
+            let nodes = bk.nodes;
+            if r.is_ok() {
+                for i in (0..=top).rev() {
+                    if !bk.relevant[i] || matches!(bk.nodes[i].op, Op::Leaf | Op::Const) {
+                        continue;
+                    }
+                    let g = if keep_all || is_input(i) {
+                        match &bk.adj[i] {
+                            Some(a) => bk.pool.copy(a),
+                            None => continue,
+                        }
+                    } else {
+                        match bk.adj[i].take() {
+                            Some(a) => a,
+                            None => continue,
+                        }
+                    };
+                    bk.current = i;
+                    if let Err(e) = backward_rule(&mut bk, &nodes[i].op, NodeId(i as u32), NH::Own(g)) {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+            r
+        };
+        if let Err(e) = result {
+            for a in inner.adjoints.drain(..).flatten() {
+                inner.pool.recycle(a);
+            }
+            return Err(e);
+        }
+        if keep_all {
+            let all = std::mem::take(&mut inner.adjoints);
+            return Ok(Some(all));
+        }
+        let inputs = inputs.unwrap_or_default();
+        for (k, id) in inputs.iter().enumerate() {
+            match inner.adjoints.get(id.index()).and_then(|a| a.as_ref()) {
+                Some(a) => out(k, a),
+                None => {
+                    let z = inner.pool.full(inner.nodes[id.index()].value.shape(), T::zero());
+                    out(k, &z);
+                    inner.pool.recycle(z);
+                }
+            }
+        }
+        for a in inner.adjoints.drain(..).flatten() {
+            inner.pool.recycle(a);
+        }
+        Ok(None)
+    }
+
+    fn seed_ones(&self, output: Var<'_, T>) -> Result<ArrayD<T>> {
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        let v = &inner.nodes[output.id.index()].value;
+        if v.len() != 1 {
+            return Err(Error::Autodiff(format!(
+                "grad needs a scalar output but node {} (`{}`) has shape {:?}; reduce it (sum/mean) or use vjp with a seed",
+                output.id.index(),
+                inner.nodes[output.id.index()].op.name(),
+                v.shape()
+            )));
+        }
+        Ok(inner.pool.full(v.shape(), T::one()))
+    }
+
+    /// A row-major copy of `a` in a pooled buffer (so seeds do not allocate in steady state).
+    fn pooled(&self, a: &ArrayD<T>) -> ArrayD<T> {
+        let mut inner = self.inner.borrow_mut();
+        match a.as_slice() {
+            Some(s) => inner.pool.array(a.shape(), s.iter().copied()),
+            None => inner.pool.array(a.shape(), a.iter().copied()),
+        }
+    }
+
+    /// ∂output/∂inputs for a scalar (one-element) `output`, one array per input, in its shape.
+    pub fn grad(&self, output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+        let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+        self.grad_into(output, inputs, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Tape::grad`] written into caller-owned arrays (resized if their shape differs): with
+    /// [`Tape::reset`] this makes a repeated step allocation-free.
+    pub fn grad_into(&self, output: Var<'_, T>, inputs: &[Var<'_, T>], out: &mut [ArrayD<T>]) -> Result<()> {
+        self.check_all(&[output], inputs)?;
+        if out.len() != inputs.len() {
+            return Err(Error::invalid(
+                "grad_into",
+                format!("{} output arrays for {} inputs", out.len(), inputs.len()),
+            ));
+        }
+        let seed = self.seed_ones(output)?;
+        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
+        self.sweep(vec![(output.id, seed)], Some(&ids), &mut |k, a| write_into(&mut out[k], a))?;
+        Ok(())
+    }
+
+    /// Vector-Jacobian product `seedᵀ·∂output/∂inputs` for an output of any shape.
+    pub fn vjp(&self, output: Var<'_, T>, inputs: &[Var<'_, T>], seed: &ArrayD<T>) -> Result<Vec<ArrayD<T>>> {
+        self.check_all(&[output], inputs)?;
+        let shape = output.shape();
+        if seed.shape() != shape.as_slice() {
+            return Err(Error::shape(
+                "vjp",
+                format!("seed {:?} does not match output {:?}", seed.shape(), shape),
+            ));
+        }
+        let seed = self.pooled(seed);
+        self.vjp_multi(vec![(output.id, seed)], inputs)
+    }
+
+    fn vjp_multi(&self, seeds: Vec<(NodeId, ArrayD<T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
+        let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+        self.sweep(seeds, Some(&ids), &mut |k, a| write_into(&mut out[k], a))?;
+        Ok(out)
+    }
+
+    /// The Jacobian of `output` w.r.t. each input: shape `output.shape ++ input.shape`, one
+    /// reverse sweep per output element.
+    pub fn jacobian(&self, output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+        self.check_all(&[output], inputs)?;
+        let oshape = output.shape();
+        let m: usize = oshape.iter().product();
+        let mut jac: Vec<ArrayD<T>> = inputs
+            .iter()
+            .map(|v| {
+                let mut s = oshape.clone();
+                s.extend(v.shape());
+                ArrayD::zeros(IxDyn(&s))
+            })
+            .collect();
+        for r in 0..m {
+            let mut seed = ArrayD::zeros(IxDyn(&oshape));
+            seed.as_slice_mut().expect("row-major")[r] = T::one();
+            let rows = self.vjp_multi(vec![(output.id, seed)], inputs)?;
+            for (j, row) in jac.iter_mut().zip(rows) {
+                let n = row.len();
+                j.as_slice_mut().expect("row-major")[r * n..(r + 1) * n]
+                    .copy_from_slice(row.as_slice().expect("row-major"));
+            }
+        }
+        Ok(jac)
+    }
+
+    /// Gradients as tape nodes (`create_graph`): the backward pass is recorded, so each gradient
+    /// is a [`Var`] that can be differentiated again, to any order.
+    pub fn grad_graph<'t>(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Result<Vec<Var<'t, T>>> {
+        self.check_all(&[output], inputs)?;
+        if output.shape().iter().product::<usize>() != 1 {
+            return Err(Error::Autodiff(format!(
+                "grad_graph needs a scalar output but node {} has shape {:?}; use vjp_graph with a seed",
+                output.id.index(),
+                output.shape()
+            )));
+        }
+        let shape = output.shape();
+        let seed = self.push_const(|_, pool| Ok(pool.full(&shape, T::one())));
+        self.vjp_graph(output, inputs, seed)
+    }
+
+    /// Recorded vector-Jacobian product with a seed `Var` of the output's shape.
+    pub fn vjp_graph<'t>(
+        &'t self,
+        output: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+        seed: Var<'t, T>,
+    ) -> Result<Vec<Var<'t, T>>> {
+        self.check_all(&[output, seed], inputs)?;
+        if seed.shape() != output.shape() {
+            return Err(Error::shape(
+                "vjp_graph",
+                format!("seed {:?} does not match output {:?}", seed.shape(), output.shape()),
+            ));
+        }
+        let top = output.id.index();
+        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
+        let mut relevant = Vec::new();
+        mark_relevant(&self.nodes(), top, Some(&ids), &mut relevant);
+        let mut bk = Graph { tape: self, adj: vec![None; top + 1], relevant };
+        super::backward::Backend::<T>::accumulate(&mut bk, output.id, seed.id)?;
+        for i in (0..=top).rev() {
+            if !bk.relevant[i] {
+                continue;
+            }
+            let Some(g) = bk.adj[i] else { continue };
+            let op = {
+                let nodes = self.nodes();
+                match nodes[i].op {
+                    Op::Leaf | Op::Const | Op::Invalid => continue,
+                    ref op => op.clone(),
+                }
+            };
+            backward_rule(&mut bk, &op, NodeId(i as u32), g)?;
+        }
+        self.status()?;
+        let out = inputs
+            .iter()
+            .map(|v| match bk.adj.get(v.id.index()).copied().flatten() {
+                Some(id) => Var::new(id, self),
+                None => {
+                    let s = v.shape();
+                    self.push_const(move |_, pool| Ok(pool.full(&s, T::zero())))
+                }
+            })
+            .collect();
+        Ok(out)
+    }
+
+    /// Hessian-vector product `H·v` of a scalar output (reverse over reverse: the gradient is
+    /// recorded, then differentiated with seed `v`). The nodes it records are dropped again,
+    /// so the tape does not grow.
+    pub fn hvp(&self, output: Var<'_, T>, inputs: &[Var<'_, T>], v: &[ArrayD<T>]) -> Result<Vec<ArrayD<T>>> {
+        self.check_all(&[output], inputs)?;
+        if v.len() != inputs.len() {
+            return Err(Error::invalid(
+                "hvp",
+                format!("{} direction arrays for {} inputs", v.len(), inputs.len()),
+            ));
+        }
+        for (i, (x, d)) in inputs.iter().zip(v).enumerate() {
+            if x.shape() != d.shape() {
+                return Err(Error::shape(
+                    "hvp",
+                    format!("direction {i} is {:?} but input {i} is {:?}", d.shape(), x.shape()),
+                ));
+            }
+        }
+        let mark = self.len();
+        let r = (|| {
+            let gs = self.grad_graph(output, inputs)?;
+            let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, self.pooled(d))).collect();
+            self.vjp_multi(seeds, inputs)
+        })();
+        self.truncate(mark);
+        r
+    }
+
+    /// The Hessian of a scalar output w.r.t. all inputs flattened (row-major, in input order):
+    /// one recorded gradient, then one reverse sweep per row.
+    pub fn hessian(&self, output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Array2<T>> {
+        self.check_all(&[output], inputs)?;
+        let sizes: Vec<usize> = inputs.iter().map(|v| v.shape().iter().product()).collect();
+        let n: usize = sizes.iter().sum();
+        let mark = self.len();
+        let r = (|| {
+            let gs = self.grad_graph(output, inputs)?;
+            let mut h = Array2::zeros((n, n));
+            let mut row = 0;
+            for (k, g) in gs.iter().enumerate() {
+                for e in 0..sizes[k] {
+                    let mut seed = ArrayD::zeros(IxDyn(&g.shape()));
+                    seed.as_slice_mut().expect("row-major")[e] = T::one();
+                    let parts = self.vjp_multi(vec![(g.id, seed)], inputs)?;
+                    let flat: Vec<T> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+                    h.row_mut(row).assign(&ndarray::ArrayView1::from(&flat));
+                    row += 1;
+                }
+            }
+            Ok(h)
+        })();
+        self.truncate(mark);
+        r
+    }
+
+    /// Every node's adjoint `∂output/∂node` for a scalar output (`None` where the output does not
+    /// depend on the node): what [`Tape::to_dot`] and `backprop explain` show.
+    pub fn adjoints(&self, output: Var<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
+        self.check_all(&[output], &[])?;
+        let seed = self.seed_ones(output)?;
+        let mut all = self.sweep(vec![(output.id, seed)], None, &mut |_, _| {})?.unwrap_or_default();
+        all.resize_with(self.len(), || None);
+        Ok(all)
+    }
+}
+
+fn write_into<T: Scalar>(dst: &mut ArrayD<T>, src: &ArrayD<T>) {
+    if dst.shape() == src.shape() {
+        dst.assign(src);
+    } else {
+        *dst = src.to_owned();
+    }
+}
+
+/// ∂output/∂inputs for a scalar output (see [`Tape::grad`]).
+pub fn grad<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+    output.tape().grad(output, inputs)
+}
+
+/// `seedᵀ·J` (see [`Tape::vjp`]).
+pub fn vjp<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>], seed: &ArrayD<T>) -> Result<Vec<ArrayD<T>>> {
+    output.tape().vjp(output, inputs, seed)
+}
+
+/// Jacobians (see [`Tape::jacobian`]).
+pub fn jacobian<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+    output.tape().jacobian(output, inputs)
+}
+
+/// Differentiable gradients (see [`Tape::grad_graph`]).
+pub fn grad_graph<'t, T: Scalar>(output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Result<Vec<Var<'t, T>>> {
+    output.tape().grad_graph(output, inputs)
+}
+
+/// Hessian-vector product (see [`Tape::hvp`]).
+pub fn hvp<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>], v: &[ArrayD<T>]) -> Result<Vec<ArrayD<T>>> {
+    output.tape().hvp(output, inputs, v)
+}
+
+/// Hessian over the flattened inputs (see [`Tape::hessian`]).
+pub fn hessian<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Array2<T>> {
+    output.tape().hessian(output, inputs)
+}

@@ -1,0 +1,316 @@
+//! The tape: an append-only arena of nodes in evaluation order.
+//!
+//! Because every node is pushed after its operands, the nodes are already topologically
+//! sorted: the backward pass is one reverse sweep, with no graph search, no recursion and no
+//! reference counting. [`Tape::reset`] empties the arena but keeps its capacity and hands every
+//! tensor buffer to a pool, so a training loop that reuses one tape stops allocating after the
+//! first step.
+
+use std::cell::{Ref, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ndarray::{ArrayBase, ArrayD, Data, Dimension, IxDyn};
+
+use super::op::Op;
+use super::pool::Pool;
+use super::var::Var;
+use crate::{Error, Result, Scalar};
+
+/// The position of a node on its tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub(crate) u32);
+
+impl NodeId {
+    /// The node's index in evaluation order.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One recorded operation and its value.
+#[derive(Debug)]
+pub(crate) struct Node<T> {
+    pub(crate) op: Op<T>,
+    pub(crate) value: ArrayD<T>,
+    pub(crate) name: Option<Box<str>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner<T> {
+    pub(crate) nodes: Vec<Node<T>>,
+    pub(crate) pool: Pool<T>,
+    /// The first error any op met; every later result is invalid until [`Tape::reset`].
+    pub(crate) error: Option<Error>,
+    pub(crate) check_finite: bool,
+    /// Per-node adjoints of the numeric backward pass, kept between passes for their capacity.
+    pub(crate) adjoints: Vec<Option<ArrayD<T>>>,
+    /// Per-node "depends on a requested input", kept for its capacity.
+    pub(crate) relevant: Vec<bool>,
+}
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A define-by-run tape of tensor operations in `T` (`f32` or `f64`).
+///
+/// Create inputs with [`Tape::var`], combine them with [`Var`]'s operators and methods, then ask
+/// for gradients with [`Tape::grad`] (or [`super::grad`]). Ops never panic on bad input: a failed
+/// op (shape mismatch, a `Var` from another tape …) records the first error on the tape and
+/// returns an invalid `Var`; every later value or gradient request returns that error.
+#[derive(Debug)]
+pub struct Tape<T: Scalar = f64> {
+    id: u64,
+    pub(crate) inner: RefCell<Inner<T>>,
+}
+
+impl<T: Scalar> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Re-creates an error of the kinds the tape records (the `Error` type is not `Clone`).
+pub(crate) fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Shape { op, detail } => Error::shape(op.clone(), detail.clone()),
+        Error::NonFinite { what, detail } => Error::non_finite(what.clone(), detail.clone()),
+        Error::InvalidArgument { name, message } => Error::invalid(name.clone(), message.clone()),
+        Error::Autodiff(m) => Error::Autodiff(m.clone()),
+        other => Error::Autodiff(other.to_string()),
+    }
+}
+
+/// The first non-finite entry of `a`, if any.
+pub(crate) fn first_non_finite<T: Scalar>(a: &ArrayD<T>) -> Option<(usize, T)> {
+    a.iter().enumerate().find(|(_, x)| !x.is_finite()).map(|(i, &x)| (i, x))
+}
+
+impl<T: Scalar> Tape<T> {
+    /// An empty tape with a process-unique id.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty tape with room for `nodes` nodes.
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            inner: RefCell::new(Inner {
+                nodes: Vec::with_capacity(nodes),
+                pool: Pool::default(),
+                error: None,
+                check_finite: false,
+                adjoints: Vec::new(),
+                relevant: Vec::new(),
+            }),
+        }
+    }
+
+    /// Builder: check every forward value and every backward adjoint for NaN/∞ and report the
+    /// first op that produced one (costs one pass over each tensor).
+    pub fn check_finite(self, on: bool) -> Self {
+        self.set_check_finite(on);
+        self
+    }
+
+    /// Turns the NaN/∞ check on or off.
+    pub fn set_check_finite(&self, on: bool) {
+        self.inner.borrow_mut().check_finite = on;
+    }
+
+    /// The tape's process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Number of recorded nodes.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().nodes.len()
+    }
+
+    /// Whether no node is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Node capacity of the arena (unchanged by [`Tape::reset`]).
+    pub fn capacity(&self) -> usize {
+        self.inner.borrow().nodes.capacity()
+    }
+
+    /// Free tensor buffers held for reuse.
+    pub fn pooled_buffers(&self) -> usize {
+        self.inner.borrow().pool.free_buffers()
+    }
+
+    /// Forgets every node and the recorded error; keeps the arena's capacity and every buffer.
+    ///
+    /// Vars of the previous recording must not be used afterwards; the borrow checker cannot see
+    /// this, so a stale `Var` indexes a new node or yields an out-of-range error, never UB.
+    pub fn reset(&mut self) {
+        self.truncate(0);
+        self.inner.get_mut().error = None;
+    }
+
+    /// Drops the nodes from index `len` on, recycling their buffers.
+    pub(crate) fn truncate(&self, len: usize) {
+        let mut g = self.inner.borrow_mut();
+        let inner = &mut *g;
+        while inner.nodes.len() > len {
+            let node = inner.nodes.pop().expect("len checked");
+            inner.pool.recycle(node.value);
+        }
+    }
+
+    /// The first error recorded by an op, if any.
+    pub fn error(&self) -> Option<Error> {
+        self.inner.borrow().error.as_ref().map(copy_error)
+    }
+
+    /// `Ok` unless an op failed.
+    pub fn status(&self) -> Result<()> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn record_error(&self, e: Error) {
+        let mut g = self.inner.borrow_mut();
+        if g.error.is_none() {
+            g.error = Some(e);
+        }
+    }
+
+    /// A differentiable input holding a copy of `value`.
+    pub fn var<S: Data<Elem = T>, D: Dimension>(&self, value: &ArrayBase<S, D>) -> Var<'_, T> {
+        self.leaf(Op::Leaf, value, None)
+    }
+
+    /// A differentiable input with a name (shown by [`Tape::to_dot`] and `backprop explain`).
+    pub fn var_named<S: Data<Elem = T>, D: Dimension>(
+        &self,
+        name: &str,
+        value: &ArrayBase<S, D>,
+    ) -> Var<'_, T> {
+        self.leaf(Op::Leaf, value, Some(name))
+    }
+
+    /// A 0-d differentiable input.
+    pub fn scalar(&self, x: T) -> Var<'_, T> {
+        self.var(&ndarray::arr0(x))
+    }
+
+    /// A constant: never differentiated (data, targets).
+    pub fn constant<S: Data<Elem = T>, D: Dimension>(&self, value: &ArrayBase<S, D>) -> Var<'_, T> {
+        self.leaf(Op::Const, value, None)
+    }
+
+    /// A named constant.
+    pub fn constant_named<S: Data<Elem = T>, D: Dimension>(
+        &self,
+        name: &str,
+        value: &ArrayBase<S, D>,
+    ) -> Var<'_, T> {
+        self.leaf(Op::Const, value, Some(name))
+    }
+
+    fn leaf<S: Data<Elem = T>, D: Dimension>(
+        &self,
+        op: Op<T>,
+        value: &ArrayBase<S, D>,
+        name: Option<&str>,
+    ) -> Var<'_, T> {
+        let v = self.push(op, |_, pool| {
+            Ok(match value.as_slice() {
+                Some(s) => pool.array(value.shape(), s.iter().copied()),
+                None => pool.array(value.shape(), value.iter().copied()),
+            })
+        });
+        if let Some(n) = name {
+            self.inner.borrow_mut().nodes[v.id.index()].name = Some(n.into());
+        }
+        v
+    }
+
+    /// A constant computed from the values of existing nodes (no graph edge: zero derivative).
+    pub(crate) fn push_const(
+        &self,
+        f: impl FnOnce(&[Node<T>], &mut Pool<T>) -> Result<ArrayD<T>>,
+    ) -> Var<'_, T> {
+        self.push(Op::Const, f)
+    }
+
+    /// Records `op`, its value computed by `f` from earlier nodes.
+    ///
+    /// An op over an invalid operand is invalid without running `f`; a failing `f` records its
+    /// error and yields an invalid node.
+    pub(crate) fn push(
+        &self,
+        op: Op<T>,
+        f: impl FnOnce(&[Node<T>], &mut Pool<T>) -> Result<ArrayD<T>>,
+    ) -> Var<'_, T> {
+        let mut g = self.inner.borrow_mut();
+        let inner = &mut *g;
+        let mut bad = false;
+        let n = inner.nodes.len();
+        op.for_each_parent(|p| bad |= p.index() >= n || matches!(inner.nodes[p.index()].op, Op::Invalid));
+        let result = if bad { Err(None) } else { f(&inner.nodes, &mut inner.pool).map_err(Some) };
+        let (op, value) = match result {
+            Ok(v) => {
+                if inner.check_finite && inner.error.is_none() {
+                    if let Some((i, x)) = first_non_finite(&v) {
+                        inner.error = Some(Error::non_finite(
+                            "forward pass",
+                            format!(
+                                "op `{}` (node {n}) produced {x} at flat index {i} of shape {:?}",
+                                op.name(),
+                                v.shape()
+                            ),
+                        ));
+                    }
+                }
+                (op, v)
+            }
+            Err(e) => {
+                if let Some(e) = e {
+                    if inner.error.is_none() {
+                        inner.error = Some(e);
+                    }
+                }
+                (Op::Invalid, ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("empty"))
+            }
+        };
+        inner.nodes.push(Node { op, value, name: None });
+        Var::new(NodeId(n as u32), self)
+    }
+
+    /// Read access to the nodes (for export and inspection).
+    pub(crate) fn nodes(&self) -> Ref<'_, [Node<T>]> {
+        Ref::map(self.inner.borrow(), |i| i.nodes.as_slice())
+    }
+
+    /// Errors unless `v` belongs to this tape and is valid.
+    pub(crate) fn check_var(&self, v: Var<'_, T>, what: &str) -> Result<()> {
+        if v.tape_id() != self.id {
+            return Err(Error::Autodiff(format!(
+                "{what} is a Var of tape #{} but was used with tape #{}: vars cannot cross tapes",
+                v.tape_id(),
+                self.id
+            )));
+        }
+        let inner = self.inner.borrow();
+        match inner.nodes.get(v.id.index()) {
+            None => Err(Error::Autodiff(format!(
+                "{what} refers to node {} but the tape has {} nodes (used after reset?)",
+                v.id.index(),
+                inner.nodes.len()
+            ))),
+            Some(n) if matches!(n.op, Op::Invalid) => Err(inner
+                .error
+                .as_ref()
+                .map(copy_error)
+                .unwrap_or_else(|| Error::Autodiff(format!("{what} is invalid")))),
+            Some(_) => Ok(()),
+        }
+    }
+}
