@@ -2,11 +2,11 @@
 //! subcommand (one file in `commands/`) parses its options, calls the library and prints.
 
 mod commands;
-#[allow(dead_code)] // used by train, hessian and tour as they land
-mod plot;
 #[allow(dead_code, unused_imports)]
 // TEMP: the figure API is used once the tour trains a network (steps 3–4).
 mod report;
+#[allow(dead_code)] // used by train, hessian and tour as they land
+mod plot;
 
 use clap::{Parser, Subcommand};
 
