@@ -18,7 +18,9 @@ use rand::rngs::ChaCha8Rng;
 /// A 100×4, two-class stand-in shaped like iris versicolor vs virginica (standardised), until
 /// the built-in data sets land.
 fn versicolor_virginica() -> (Array2<f64>, Array2<f64>) {
-    let x = Array2::from_shape_fn((100, 4), |(i, j)| ((i * 4 + j) as f64 * 0.917).sin() + if i >= 50 { 0.8 } else { -0.8 });
+    let x = Array2::from_shape_fn((100, 4), |(i, j)| {
+        ((i * 4 + j) as f64 * 0.917).sin() + if i >= 50 { 0.8 } else { -0.8 }
+    });
     let y = Array2::from_shape_fn((100, 1), |(i, _)| if i >= 50 { 1.0 } else { 0.0 });
     (x, y)
 }
@@ -29,7 +31,12 @@ fn notebook_gd(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("10000_epochs", |b| {
         b.iter(|| {
-            let model = MlpBuilder::new(&[4, 5, 1]).activation(Activation::Sigmoid).init(Init::GlorotUniform).seed(0).build::<f64>().unwrap();
+            let model = MlpBuilder::new(&[4, 5, 1])
+                .activation(Activation::Sigmoid)
+                .init(Init::GlorotUniform)
+                .seed(0)
+                .build::<f64>()
+                .unwrap();
             let trainer = Trainer::new(Loss::SquaredError, OptimizerConfig::gd(0.5)).epochs(10_000);
             let mut st = TrainState::new(model, &trainer).unwrap();
             trainer.fit(&mut st, x.view(), y.view(), None, &mut []).unwrap();

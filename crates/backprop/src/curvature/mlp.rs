@@ -442,6 +442,30 @@ impl MlpObjective {
     }
 }
 
+/// A batch of directions for the R-op.
+enum Directions<'v> {
+    /// Arbitrary directions, one per row.
+    Dense(ArrayView2<'v, f64>),
+    /// Unit vectors e_p, p ∈ start..start+k, all among layer `layer`'s parameters: they vanish
+    /// on every other layer, so the forward R-pass starts at `layer` and injects them sparsely.
+    Unit { layer: usize, start: usize, k: usize },
+}
+
+impl Directions<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Directions::Dense(v) => v.nrows(),
+            Directions::Unit { k, .. } => *k,
+        }
+    }
+    fn first_layer(&self) -> usize {
+        match self {
+            Directions::Dense(_) => 0,
+            Directions::Unit { layer, .. } => *layer,
+        }
+    }
+}
+
 enum HeadHessian {
     /// c·I.
     Scaled(f64),
@@ -506,17 +530,11 @@ fn reshape_ref(a: &Array2<f64>, rows: usize, cols: usize) -> Result<ArrayView2<'
 }
 
 impl MlpCurvature<'_> {
-    /// The R-op for a batch of directions (rows of `v`) whose components vanish on layers
-    /// before `first`, writing the result rows for the parameters of layers `last..` into `out`
-    /// (other columns untouched). `first = last = 0` is the full product.
-    fn r_op(
-        &self,
-        v: ArrayView2<'_, f64>,
-        first: usize,
-        last: usize,
-        out: &mut ArrayViewMut2<'_, f64>,
-    ) -> Result<()> {
-        let k = v.nrows();
+    /// The R-op for a batch of directions, writing the result rows for the parameters of
+    /// layers `last..` into `out` (other columns untouched); `last = 0` is the full product.
+    fn r_op(&self, dirs: &Directions<'_>, last: usize, out: &mut ArrayViewMut2<'_, f64>) -> Result<()> {
+        let k = dirs.len();
+        let first = dirs.first_layer();
         let n = self.obj.x.nrows();
         let nl = self.model.layers.len();
         let hessian = self.kind == Curvature::Hessian;
@@ -534,20 +552,40 @@ impl MlpCurvature<'_> {
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
                 gemm_into(r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
             }
-            // Aₗ₋₁ Vₗᵀ for all directions: (n×i)·(i×k·o), vwt[c, (j, o)] = V_j[o, c].
-            let mut vwt = Array2::zeros((i, k * o));
-            for j in 0..k {
-                let vj = v.slice(s![j, slots[l].weight..slots[l].weight + o * i]);
-                let vj = vj.into_shape_with_order((o, i)).map_err(|e| Error::shape("R-op", e.to_string()))?;
-                vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
-            }
-            gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
-            if let Some(b) = slots[l].bias {
-                let vb = v.slice(s![.., b..b + o]);
-                for (row, vbj) in r.rows_mut().into_iter().zip(vb.rows().into_iter().cycle()) {
-                    let mut row = row;
-                    row += &vbj;
+            match dirs {
+                Directions::Dense(v) => {
+                    // Aₗ₋₁ Vₗᵀ for all directions: (n×i)·(i×k·o), vwt[c, (j, o)] = V_j[o, c].
+                    let mut vwt = Array2::zeros((i, k * o));
+                    for j in 0..k {
+                        let vj = v.slice(s![j, slots[l].weight..slots[l].weight + o * i]);
+                        let vj = vj
+                            .into_shape_with_order((o, i))
+                            .map_err(|e| Error::shape("R-op", e.to_string()))?;
+                        vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
+                    }
+                    gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
+                    if let Some(b) = slots[l].bias {
+                        let vb = v.slice(s![.., b..b + o]);
+                        let rs =
+                            r.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+                        for (row_idx, row) in rs.chunks_exact_mut(o).enumerate() {
+                            let vbj = vb.row(row_idx % k);
+                            row.iter_mut().zip(vbj.iter()).for_each(|(r, v)| *r += v);
+                        }
+                    }
                 }
+                Directions::Unit { layer, start, .. } if *layer == l => {
+                    // e_p for weight (oo, c): R{Z}[(s, j), oo] = Aₗ₋₁[s, c]; for bias oo: 1.
+                    let inp = input(l);
+                    for j in 0..k {
+                        let p = start + j - slots[l].weight;
+                        let (oo, c) = if p < o * i { (p / i, Some(p % i)) } else { (p - o * i, None) };
+                        for smp in 0..n {
+                            r[[smp * k + j, oo]] = c.map_or(1.0, |c| inp[[smp, c]]);
+                        }
+                    }
+                }
+                Directions::Unit { .. } => {}
             }
             if let Some(f1) = &self.d1[l] {
                 let mut ral = r.clone();
@@ -599,48 +637,65 @@ impl MlpCurvature<'_> {
             // R{∇W}ⱼ = R{G_Z}ⱼᵀ Aₗ₋₁ (+ G_Zᵀ R{Aₗ₋₁}ⱼ): rows (j, o) of a (k·o)×i matrix.
             let mut rgw = Array2::zeros((k * o, i));
             gemm_into(rgw.view_mut(), false, 1.0, reshape_ref(&rgz, n, k * o)?.t(), input(l))?;
-            let cross = if hessian && l > first {
+            if hessian && l > first {
+                // + G_Zᵀ R{Aₗ₋₁}ⱼ, per direction: rows (s, j) of R{Aₗ₋₁} are a strided view.
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
-                let mut t2 = Array2::zeros((o, k * i));
-                gemm_into(t2.view_mut(), false, 1.0, self.g_z[l].t(), reshape_ref(prev, n, k * i)?)?;
-                Some(t2)
-            } else {
-                None
-            };
-            for j in 0..k {
-                let mut dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
-                let src = rgw.slice(s![j * o..(j + 1) * o, ..]);
-                let src = src.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous block"))?;
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
-                if let Some(t2) = &cross {
-                    for oo in 0..o {
-                        let mut d = dst.slice_mut(s![oo * i..(oo + 1) * i]);
-                        d += &t2.slice(s![oo, j * i..(j + 1) * i]);
-                    }
+                for j in 0..k {
+                    let dst = rgw.slice_mut(s![j * o..(j + 1) * o, ..]);
+                    gemm_into(dst, true, 1.0, self.g_z[l].t(), prev.slice(s![j..;k, ..]))?;
                 }
             }
+            let src = rgw.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            for (j, block) in src.chunks_exact(o * i).enumerate() {
+                let dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
+                dst.into_iter().zip(block).for_each(|(d, s)| *d = *s);
+            }
             if let Some(b) = slot.bias {
-                let mut dst = out.slice_mut(s![.., b..b + o]);
-                dst.fill(0.0);
-                for (row_idx, row) in rgz.rows().into_iter().enumerate() {
-                    let mut d = dst.row_mut(row_idx % k);
-                    d += &row;
+                let mut sums = Array2::<f64>::zeros((k, o));
+                let rs = rgz.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+                let ss = sums.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+                for block in rs.chunks_exact(k * o) {
+                    ss.iter_mut().zip(block).for_each(|(s, r)| *s += r);
                 }
+                out.slice_mut(s![.., b..b + o]).assign(&sums);
             }
             if l > last {
                 let mut next = Array2::zeros((n * k, i));
                 gemm_into(next.view_mut(), false, 1.0, rgz.view(), layer.weight.view())?;
-                if hessian && l >= first {
-                    // G_Z Vₗ: (n×o)·(o×k·i), vw[o, (j, c)] = V_j[o, c].
-                    let mut vw = Array2::zeros((o, k * i));
-                    for j in 0..k {
-                        let vj = v.slice(s![j, slot.weight..slot.weight + o * i]);
-                        let vj = vj
-                            .into_shape_with_order((o, i))
-                            .map_err(|e| Error::shape("R-op", e.to_string()))?;
-                        vw.slice_mut(s![.., j * i..(j + 1) * i]).assign(&vj);
+                if hessian {
+                    match dirs {
+                        Directions::Dense(v) => {
+                            // G_Z Vₗ: (n×o)·(o×k·i), vw[o, (j, c)] = V_j[o, c].
+                            let mut vw = Array2::zeros((o, k * i));
+                            for j in 0..k {
+                                let vj = v.slice(s![j, slot.weight..slot.weight + o * i]);
+                                let vj = vj
+                                    .into_shape_with_order((o, i))
+                                    .map_err(|e| Error::shape("R-op", e.to_string()))?;
+                                vw.slice_mut(s![.., j * i..(j + 1) * i]).assign(&vj);
+                            }
+                            gemm_into(
+                                reshape(&mut next, n, k * i)?,
+                                true,
+                                1.0,
+                                self.g_z[l].view(),
+                                vw.view(),
+                            )?;
+                        }
+                        Directions::Unit { layer, start, .. } if *layer == l => {
+                            // G_Z e_(oo, c): column c of direction j gains G_Z[:, oo].
+                            for j in 0..k {
+                                let p = start + j - slot.weight;
+                                if p < o * i {
+                                    let (oo, c) = (p / i, p % i);
+                                    for smp in 0..n {
+                                        next[[smp * k + j, c]] += self.g_z[l][[smp, oo]];
+                                    }
+                                }
+                            }
+                        }
+                        Directions::Unit { .. } => {}
                     }
-                    gemm_into(reshape(&mut next, n, k * i)?, true, 1.0, self.g_z[l].view(), vw.view())?;
                 }
                 rga = next;
             } else {
@@ -671,7 +726,7 @@ impl SymmetricOperator for MlpCurvature<'_> {
         while start < k {
             let end = (start + batch).min(k);
             let mut dst = out.slice_mut(s![start..end, ..]);
-            self.r_op(v.slice(s![start..end, ..]), 0, 0, &mut dst)?;
+            self.r_op(&Directions::Dense(v.slice(s![start..end, ..])), 0, &mut dst)?;
             start = end;
         }
         Ok(out)
@@ -689,12 +744,8 @@ impl SymmetricOperator for MlpCurvature<'_> {
             let mut start = start_of_layer;
             while start < slot.end {
                 let end = (start + batch).min(slot.end);
-                let mut e = Array2::zeros((end - start, dim));
-                for (j, p) in (start..end).enumerate() {
-                    e[[j, p]] = 1.0;
-                }
                 let mut dst = h.slice_mut(s![start..end, ..]);
-                self.r_op(e.view(), l, l, &mut dst)?;
+                self.r_op(&Directions::Unit { layer: l, start, k: end - start }, l, &mut dst)?;
                 start = end;
             }
             start_of_layer = slot.end;

@@ -124,6 +124,9 @@ pub struct MuResult {
     pub mu: f64,
     /// ‖w̃ − w_μ‖/‖w_μ‖ over the selected parameters: the notebook formula vs the real optimum.
     pub relative_error: f64,
+    /// ‖w̃ − w_μ‖/‖w*‖: the same error on the scale of the trained weights (stays meaningful
+    /// when a large μ drives w_μ to ~0 and `relative_error` blows up).
+    pub error_relative_to_start: f64,
     /// Same for the joint prediction with free biases, (H_all + μM)⁻¹H_all w* (equal to
     /// `relative_error` when there are no unselected biases).
     pub relative_error_joint: Option<f64>,
@@ -298,6 +301,7 @@ impl ShrinkageAnalysis {
             results.push(MuResult {
                 mu,
                 relative_error,
+                error_relative_to_start: norm(&(&predicted - &measured)) / wnorm.max(f64::MIN_POSITIVE),
                 relative_error_joint,
                 relative_error_gauss_newton,
                 norm_start: wnorm,

@@ -1,0 +1,108 @@
+//! Curvature benchmarks, side by side with the peers measured on this machine
+//! (`/work/shared/research/peers.md`, f64, 2 threads):
+//!
+//! | benchmark | target | jax | torch |
+//! |---|---|---|---|
+//! | exact Hessian, notebook network (25 weights, 1 sample) | ≤ 10 µs | 76 µs | 4.7 ms |
+//! | exact Hessian, 20-50-20-1 sigmoid (2,020 weights), 256 samples | ≤ 0.3 s | 0.78 s | 1.2 s |
+//! | gradient / HVP, 150-256-256-1 (104,192 weights), 1,000 samples | — | 13.1 / 23.7 ms | 7.0 / 10.8 ms |
+//! | top-10 eigenvalues of that Hessian by Lanczos | ≤ 2 s | 5.4 s | 3.9 s |
+//! | symmetric eigendecomposition n = 2000 | ≤ numpy 0.81 s | — | 0.65 s |
+//!
+//! Run: `cargo bench -p backprop --bench curvature` (a filter such as `-- hessian` runs a subset).
+
+use std::time::Duration;
+
+use backprop::curvature::{Curvature, Lanczos, MlpObjective, Objective, SymmetricOperator, eigh};
+use backprop::nn::{Activation, Loss, Mlp};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::{Array2, Axis};
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+
+fn random_mlp(sizes: &[usize], acts: &[Activation], seed: u64) -> Mlp<f64> {
+    let mut m = Mlp::<f64>::zeros(sizes, acts, true).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for l in &mut m.layers {
+        let s = (3.0 / l.inputs() as f64).sqrt();
+        l.weight.mapv_inplace(|_| s * (2.0 * rng.random::<f64>() - 1.0));
+        if let Some(b) = &mut l.bias {
+            b.mapv_inplace(|_| 0.1 * (2.0 * rng.random::<f64>() - 1.0));
+        }
+    }
+    m
+}
+
+fn random(n: usize, d: usize, seed: u64) -> Array2<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_simple_fn((n, d), || 2.0 * rng.random::<f64>() - 1.0)
+}
+
+fn notebook(c: &mut Criterion) {
+    let w = backprop::notebook::Weights::notebook();
+    let mut m = Mlp::<f64>::zeros(&[4, 5, 1], &[Activation::Sigmoid, Activation::Sigmoid], true).unwrap();
+    m.layers[0].weight = w.w_1.t().to_owned();
+    m.layers[1].weight = w.w_2.clone().insert_axis(Axis(0));
+    let x = backprop::notebook::notebook_x().insert_axis(Axis(0));
+    let y = ndarray::array![[1.0]];
+    let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+    let w0 = obj.initial();
+    c.bench_function("hessian/notebook_25_weights_1_sample", |b| b.iter(|| obj.hessian(w0.view()).unwrap()));
+}
+
+fn mlp_2020(c: &mut Criterion) {
+    let sig = Activation::Sigmoid;
+    let m = random_mlp(&[20, 50, 20, 1], &[sig, sig, Activation::Identity], 1);
+    let x = random(256, 20, 2);
+    let y = random(256, 1, 3);
+    let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+    assert_eq!(obj.dim(), 2020);
+    let w0 = obj.initial();
+    let mut g = c.benchmark_group("hessian");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.bench_function("mlp_20_50_20_1_2020_weights_256_samples", |b| {
+        b.iter(|| obj.hessian(w0.view()).unwrap())
+    });
+    g.bench_function("gauss_newton_20_50_20_1_256_samples", |b| {
+        b.iter(|| obj.gauss_newton(w0.view()).unwrap())
+    });
+    g.finish();
+}
+
+fn large(c: &mut Criterion) {
+    let sig = Activation::Sigmoid;
+    let m = random_mlp(&[150, 256, 256, 1], &[sig, sig, Activation::Identity], 4);
+    let x = random(1000, 150, 5);
+    let y = random(1000, 1, 6);
+    let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
+    assert_eq!(obj.dim(), 104_192);
+    let w0 = obj.initial();
+    let v = random(1, obj.dim(), 7);
+    let op = obj.curvature_at(w0.view(), Curvature::Hessian).unwrap();
+    let mut g = c.benchmark_group("mlp_150_256_256_1_1000_samples");
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    g.bench_function("gradient", |b| b.iter(|| obj.value_grad(w0.view()).unwrap()));
+    g.bench_function("hvp_cached_pass", |b| b.iter(|| op.apply_rows(v.view()).unwrap()));
+    g.bench_function("hvp_with_pass", |b| b.iter(|| obj.hvp(w0.view(), v.row(0)).unwrap()));
+    g.bench_function("lanczos_top10", |b| {
+        b.iter(|| {
+            let op = obj.curvature_at(w0.view(), Curvature::Hessian).unwrap();
+            let r = Lanczos::new().top(10).tol(1e-6).run(&op).unwrap();
+            assert!(r.converged);
+            r
+        })
+    });
+    g.finish();
+}
+
+fn eig_2000(c: &mut Criterion) {
+    let b = random(2000, 2000, 8);
+    let h = &b + &b.t();
+    let mut g = c.benchmark_group("eigh");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    g.bench_function("n2000", |bn| bn.iter(|| eigh(h.view()).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, notebook, mlp_2020, large, eig_2000);
+criterion_main!(benches);
