@@ -102,8 +102,19 @@ impl PenalisedNewton {
                     let trial = &w - &p;
                     let lt = obj.value(trial.view())?;
                     let ft = penalised(&trial, lt);
-                    // Accept a decrease, or a tiny step that cannot be resolved in F any more.
-                    if ft <= f || p.dot(&p).sqrt() <= 1e-15 * (1.0 + w.dot(&w).sqrt()) {
+                    // Accept a decrease of F. When the predicted decrease ½pᵀ∇F is below what F's
+                    // rounding can resolve, judge by the gradient norm instead (else tiny μ
+                    // would stall in ever more damped steps).
+                    let predicted = 0.5 * p.dot(&grad);
+                    let unresolvable = predicted <= 1e3 * f64::EPSILON * f.abs().max(f64::MIN_POSITIVE);
+                    let accept = ft <= f
+                        || p.dot(&p).sqrt() <= 1e-15 * (1.0 + w.dot(&w).sqrt())
+                        || (unresolvable && {
+                            let (_, gt) = obj.value_grad(trial.view())?;
+                            let gt = &gt + &(&trial * &mask * mu);
+                            gt.dot(&gt) < grad.dot(&grad)
+                        });
+                    if accept {
                         w = trial;
                         accepted = true;
                         delta = if delta > 0.0 { delta / 10.0 } else { 0.0 };

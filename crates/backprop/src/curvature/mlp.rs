@@ -438,7 +438,17 @@ impl MlpObjective {
             }
             Head::CrossEntropy(_) => HeadHessian::Softmax(softmax(fw.a[nl - 1].view()), 1.0 / n as f64),
         };
-        Ok(MlpCurvature { obj: self, kind, model: fw.model, a: fw.a, g_z, d1, d2, head })
+        Ok(MlpCurvature {
+            obj: self,
+            kind,
+            model: fw.model,
+            a: fw.a,
+            g_z,
+            d1,
+            d2,
+            head,
+            pool: Default::default(),
+        })
     }
 }
 
@@ -488,6 +498,8 @@ pub struct MlpCurvature<'a> {
     /// G_Aₗ ⊙ f''(Zₗ), `None` where it is 0 or for the Gauss-Newton matrix.
     d2: Vec<Option<Array2<f64>>>,
     head: HeadHessian,
+    /// Recycled R-buffers (see [`MlpCurvature::buffer`]).
+    pool: std::cell::RefCell<Vec<Vec<f64>>>,
 }
 
 /// rows (i, j) of an (n·k)×w matrix ⊙= m[i, :] (n×w), broadcast over the k directions.
@@ -547,7 +559,8 @@ impl MlpCurvature<'_> {
         for l in first..nl {
             let layer = &self.model.layers[l];
             let (o, i) = layer.weight.dim();
-            let mut r = Array2::zeros((n * k, o));
+            // Overwritten by the GEMM from the layer below, or built up from zero at `first`.
+            let mut r = if l > first { self.scratch(n * k, o) } else { self.buffer(n * k, o) };
             if l > first {
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
                 gemm_into(r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
@@ -555,7 +568,7 @@ impl MlpCurvature<'_> {
             match dirs {
                 Directions::Dense(v) => {
                     // Aₗ₋₁ Vₗᵀ for all directions: (n×i)·(i×k·o), vwt[c, (j, o)] = V_j[o, c].
-                    let mut vwt = Array2::zeros((i, k * o));
+                    let mut vwt = self.scratch(i, k * o);
                     for j in 0..k {
                         let vj = v.slice(s![j, slots[l].weight..slots[l].weight + o * i]);
                         let vj = vj
@@ -564,6 +577,7 @@ impl MlpCurvature<'_> {
                         vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
                     }
                     gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
+                    self.recycle(vwt);
                     if let Some(b) = slots[l].bias {
                         let vb = v.slice(s![.., b..b + o]);
                         let rs =
@@ -588,7 +602,7 @@ impl MlpCurvature<'_> {
                 Directions::Unit { .. } => {}
             }
             if let Some(f1) = &self.d1[l] {
-                let mut ral = r.clone();
+                let mut ral = self.copy(&r);
                 mul_broadcast(&mut ral, f1, k);
                 ra[l] = Some(ral);
             }
@@ -599,14 +613,18 @@ impl MlpCurvature<'_> {
         let top = nl - 1;
         let ro = ra[top].as_ref().unwrap_or(&rz[top]);
         let mut rga = match &self.head {
-            HeadHessian::Scaled(c) => ro * *c,
+            HeadHessian::Scaled(c) => {
+                let mut r = self.copy(ro);
+                r.mapv_inplace(|v| v * c);
+                r
+            }
             HeadHessian::Diagonal(h) => {
-                let mut r = ro.clone();
+                let mut r = self.copy(ro);
                 mul_broadcast(&mut r, h, k);
                 r
             }
             HeadHessian::Softmax(p, c) => {
-                let mut r = ro.clone();
+                let mut r = self.copy(ro);
                 let t = p.ncols();
                 for (row_idx, mut row) in r.rows_mut().into_iter().enumerate() {
                     let pi = p.row(row_idx / k);
@@ -635,7 +653,7 @@ impl MlpCurvature<'_> {
             }
             let slot = slots[l];
             // R{∇W}ⱼ = R{G_Z}ⱼᵀ Aₗ₋₁ (+ G_Zᵀ R{Aₗ₋₁}ⱼ): rows (j, o) of a (k·o)×i matrix.
-            let mut rgw = Array2::zeros((k * o, i));
+            let mut rgw = self.scratch(k * o, i);
             gemm_into(rgw.view_mut(), false, 1.0, reshape_ref(&rgz, n, k * o)?.t(), input(l))?;
             if hessian && l > first {
                 // + G_Zᵀ R{Aₗ₋₁}ⱼ, per direction: rows (s, j) of R{Aₗ₋₁} are a strided view.
@@ -660,13 +678,13 @@ impl MlpCurvature<'_> {
                 out.slice_mut(s![.., b..b + o]).assign(&sums);
             }
             if l > last {
-                let mut next = Array2::zeros((n * k, i));
+                let mut next = self.scratch(n * k, i);
                 gemm_into(next.view_mut(), false, 1.0, rgz.view(), layer.weight.view())?;
                 if hessian {
                     match dirs {
                         Directions::Dense(v) => {
                             // G_Z Vₗ: (n×o)·(o×k·i), vw[o, (j, c)] = V_j[o, c].
-                            let mut vw = Array2::zeros((o, k * i));
+                            let mut vw = self.scratch(o, k * i);
                             for j in 0..k {
                                 let vj = v.slice(s![j, slot.weight..slot.weight + o * i]);
                                 let vj = vj
@@ -701,8 +719,46 @@ impl MlpCurvature<'_> {
             } else {
                 rga = Array2::zeros((0, 0));
             }
+            self.recycle(rgz);
+            self.recycle(rgw);
         }
+        rz.into_iter().chain(ra.into_iter().flatten()).for_each(|a| self.recycle(a));
         Ok(())
+    }
+
+    /// A zeroed rows×cols matrix, reusing a recycled allocation: fresh multi-megabyte buffers
+    /// for every batch cost more in page faults than the GEMMs that fill them.
+    fn buffer(&self, rows: usize, cols: usize) -> Array2<f64> {
+        let mut v = self.pool.borrow_mut().pop().unwrap_or_default();
+        v.clear();
+        v.resize(rows * cols, 0.0);
+        Array2::from_shape_vec((rows, cols), v).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+    }
+
+    /// A rows×cols matrix with arbitrary (stale but initialised) contents, for buffers that are
+    /// overwritten completely before being read (by a GEMM without accumulation, or `assign`).
+    fn scratch(&self, rows: usize, cols: usize) -> Array2<f64> {
+        let mut v = self.pool.borrow_mut().pop().unwrap_or_default();
+        if v.len() < rows * cols {
+            v.resize(rows * cols, 0.0);
+        }
+        v.truncate(rows * cols);
+        Array2::from_shape_vec((rows, cols), v).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+    }
+
+    /// A pooled copy of `a`.
+    fn copy(&self, a: &Array2<f64>) -> Array2<f64> {
+        let mut c = self.scratch(a.nrows(), a.ncols());
+        c.assign(a);
+        c
+    }
+
+    /// Returns a buffer's allocation to the pool.
+    fn recycle(&self, a: Array2<f64>) {
+        let (v, _) = a.into_raw_vec_and_offset();
+        if v.capacity() > 0 {
+            self.pool.borrow_mut().push(v);
+        }
     }
 
     /// Directions per batch so that an R-buffer holds at most [`BATCH_ELEMENTS`] numbers.

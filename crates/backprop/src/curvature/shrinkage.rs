@@ -577,7 +577,7 @@ mod tests {
         let joint = all.hessian(fit.w.view()).unwrap();
         let lam_min = eigh(joint.view()).unwrap().values.iter().copied().fold(f64::INFINITY, f64::min);
         assert!(lam_min > 0.0);
-        let mus = vec![1e-4 * lam_min, 1e-3 * lam_min, 1e-2 * lam_min];
+        let mus = vec![1e-3 * lam_min, 1e-2 * lam_min, 1e-1 * lam_min];
         let r = ShrinkageAnalysis::new(mus).run(&m, x.view(), y.view(), Loss::SquaredError).unwrap();
         assert!(r.diagnostics.relative_newton_step < 1e-8);
         assert_eq!(
@@ -588,7 +588,7 @@ mod tests {
         );
         let errs: Vec<f64> = r.results.iter().map(|r| r.relative_error_joint.unwrap()).collect();
         // The quadratic model is exact to first order in μ: the error falls like μ².
-        assert!(errs[0] < 1e-6 && errs[0] < errs[1] && errs[1] < errs[2], "{errs:?}");
+        assert!(errs[0] < 1e-4 && errs[0] < errs[1] && errs[1] < errs[2], "{errs:?}");
         // Large-λ directions keep their weight, small-λ ones shrink (where λ > 0).
         let res = &r.results[2];
         let top = &res.directions[0];
@@ -596,7 +596,14 @@ mod tests {
         let last_pos = res.directions.iter().rev().find(|d| d.eigenvalue > 0.0).unwrap();
         assert!(last_pos.predicted < top.predicted);
         let p = r.diagnostics.error_growth_exponent_joint.unwrap();
-        assert!((1.7..2.3).contains(&p), "{p}");
+        assert!(
+            (1.7..2.3).contains(&p),
+            "{p} {errs:?} {:?}",
+            r.results
+                .iter()
+                .map(|r| (r.mu, r.minimizer.grad_norm, r.minimizer.iterations))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
