@@ -381,7 +381,30 @@ def main():
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(args.out, name))
+    if not args.quick and set(row_ids) == set(R.ALL):
+        update_readme(md)
     print(md)
+
+
+def update_readme(md):
+    """Puts a full run's table into bench/README.md between its table markers."""
+    path = os.path.join(HERE, "README.md")
+    begin, end = "<!-- table:begin -->", "<!-- table:end -->"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    if begin not in text or end not in text:
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(head + begin + "\n" + md + end + tail)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
