@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Show the notebook network's backward pass step by step: every node's value and adjoint next to the hand-derived δ terms.
     Explain(commands::explain::Args),
-    /// Run the notebook's two checks: the forward value and the hand-derived gradients.
+    // `notebook` and `tour` take their about *and* long help from their Args structs; a doc
+    // comment here would replace both with one line and drop the long `--help`.
     Notebook(commands::notebook::Args),
     Tour(commands::tour::Args),
     /// Write an untrained model directory (model.safetensors + config.json).
