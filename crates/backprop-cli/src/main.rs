@@ -44,9 +44,8 @@ enum Command {
     Predict(commands::predict::Args),
     /// The loss and the gradient of every tensor at the model's weights.
     Grad(commands::grad::Args),
-    /// The exact Hessian of a model's loss on data: spectrum, condition number, trace, plots.
+    // `hessian` and `regularize` take their help from their Args structs, like `notebook`.
     Hessian(commands::hessian::Args),
-    /// The L2-shrinkage analysis: predicted Q(Λ+μI)⁻¹ΛQᵀw* against the measured regularised optimum.
     Regularize(commands::regularize::Args),
 }
 
