@@ -78,6 +78,10 @@ class Worker:
         self.err.close()
 
 
+def now_utc():
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def fmt_time(s):
     if s is None:
         return "—"
@@ -161,7 +165,11 @@ def derived(table, impls):
             out["hvp_over_grad"][impl] = h / g
         peaks = {}
         for d in R.DTYPES:
-            vals = [table[r][impl]["gflops"] for r in R.gemm_rows() if f"_{d}_" in r and "gflops" in table[r].get(impl, {})]
+            vals = [
+                table[r][impl]["gflops"]
+                for r in R.gemm_rows()
+                if f"_{d}_" in r and "gflops" in table.get(r, {}).get(impl, {})
+            ]
             if vals:
                 peaks[d] = max(vals)
         out["gemm_peak_gflops"][impl] = peaks
@@ -243,6 +251,52 @@ def markdown(meta, table, der, impls, row_ids):
     return "\n".join(lines) + "\n"
 
 
+def run(args, impls, row_ids, argv, extra, logdir, log):
+    """Measures every row, interleaved; every answer is also appended to results/raw.jsonl."""
+    load_start, waited = wait_quiet(args.load_threshold, args.max_wait, log)
+    raw_path = os.path.join(args.out, "raw.jsonl")
+    raw = open(raw_path, "w")
+    workers = {}
+    for impl in impls:
+        log(f"starting {impl}")
+        workers[impl] = Worker(impl, argv[impl] + extra, logdir)
+    results = []
+    busy = []
+    head = {"date": now_utc(), "load_start": load_start, "waited_s": waited, "rounds": args.rounds, "impls": impls, "rows": row_ids}
+    raw.write(json.dumps(head) + "\n")
+    try:
+        for rnd in range(args.rounds):
+            for i, row in enumerate(row_ids):
+                order = [w for w in impls if row in workers[w].rows]
+                k = (rnd + i) % max(len(order), 1)
+                order = order[k:] + order[:k]  # rotate: nobody always runs first
+                for impl in order:
+                    la = loadavg()
+                    if la >= args.load_threshold:
+                        busy.append(la)
+                    ans = workers[impl].ask(row)
+                    ans["round"] = rnd
+                    ans["load"] = la
+                    results.append(ans)
+                    raw.write(json.dumps(ans) + "\n")
+                    raw.flush()
+                    t = ans.get("median_s")
+                    log(f"round {rnd + 1}/{args.rounds} {row:28s} {impl:6s} "
+                        + (fmt_time(t) if t is not None else f"({ans.get('error')})"))
+    finally:
+        for w in workers.values():
+            w.close()
+        raw.close()
+    # the head line records the busy list only at the end: rewrite it
+    with open(raw_path) as f:
+        lines = f.readlines()
+    head["busy"] = busy
+    lines[0] = json.dumps(head) + "\n"
+    with open(raw_path, "w") as f:
+        f.writelines(lines)
+    return results, busy, load_start, waited
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ours", required=True, help="the Rust worker binary")
@@ -254,6 +308,7 @@ def main():
     ap.add_argument("--max-wait", type=float, default=300)
     ap.add_argument("--quick", action="store_true", help="tiny time budgets: a smoke test, not a measurement")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--from-raw", help="re-summarise a raw.jsonl of an earlier run instead of measuring")
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -272,33 +327,30 @@ def main():
     argv = {"ours": [args.ours]}
     for p in PEERS:
         argv[p] = [args.python, os.path.join(HERE, "peers", f"{p}_rows.py")]
-    load_start, waited = wait_quiet(args.load_threshold, args.max_wait, log)
-    workers = {}
-    for impl in impls:
-        log(f"starting {impl}")
-        workers[impl] = Worker(impl, argv[impl] + extra, logdir)
-    results = []
-    busy = []
-    try:
-        for rnd in range(args.rounds):
-            for i, row in enumerate(row_ids):
-                order = [w for w in impls if row in workers[w].rows]
-                k = (rnd + i) % max(len(order), 1)
-                order = order[k:] + order[:k]  # rotate: nobody always runs first
-                for impl in order:
-                    la = loadavg()
-                    if la >= args.load_threshold:
-                        busy.append(la)
-                    ans = workers[impl].ask(row)
-                    ans["round"] = rnd
-                    ans["load"] = la
-                    results.append(ans)
-                    t = ans.get("median_s")
-                    log(f"round {rnd + 1}/{args.rounds} {row:28s} {impl:6s} "
-                        + (fmt_time(t) if t is not None else f"({ans.get('error')})"))
-    finally:
-        for w in workers.values():
-            w.close()
+    head_date = None
+    if args.from_raw:
+        # several runs (comma-separated) pool their samples: e.g. a rerun of some rows
+        head, results, busy, seen = None, [], [], []
+        for path in args.from_raw.split(","):
+            with open(path) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            if not lines:
+                sys.exit(f"{path}: empty raw log")
+            head = head or lines[0]
+            busy += lines[0].get("busy", [])
+            seen += lines[0]["rows"]
+            results += lines[1:]
+        load_start, waited = head["load_start"], head["waited_s"]
+        head["rows"] = [r for r in R.ALL if r in seen]
+        args.rounds = head["rounds"]
+        head_date = head.get("date")
+        impls = head["impls"]
+        row_ids = [r for r in head["rows"]]
+        measure = False
+    else:
+        measure = True
+    if measure:
+        results, busy, load_start, waited = run(args, impls, row_ids, argv, extra, logdir, log)
     table = summarise(results, impls, row_ids)
     der = derived(table, impls)
     versions = {}
@@ -306,7 +358,7 @@ def main():
         if a.get("version"):
             versions.setdefault(a["impl"], a["version"])
     meta = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": head_date or now_utc(),
         "machine": machine(),
         "rounds": args.rounds,
         "quick": args.quick,
@@ -329,7 +381,30 @@ def main():
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(args.out, name))
+    if not args.quick and set(row_ids) == set(R.ALL):
+        update_readme(md)
     print(md)
+
+
+def update_readme(md):
+    """Puts a full run's table into bench/README.md between its table markers."""
+    path = os.path.join(HERE, "README.md")
+    begin, end = "<!-- table:begin -->", "<!-- table:end -->"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    if begin not in text or end not in text:
+        return
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(head + begin + "\n" + md + end + tail)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Usage: oracle/torch_oracle.py BACKPROP_BINARY [--cases N] [--seed S]
 Exit status 0 when every comparison is within tolerance.
 """
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -56,8 +57,9 @@ def loss_fn(name, out_act, out, y):
     if name == "mse":
         return F.mse_loss(out, y)
     if name == "bce":
-        if out_act == "sigmoid":
-            return F.binary_cross_entropy(out, y)
+        # On a sigmoid output the loss is BCE of σ(z); the reference is computed from the
+        # logits z (the Sequential's input to its last Sigmoid), which is mathematically the
+        # same and keeps full precision where BCELoss on σ(z) would lose it.
         return F.binary_cross_entropy_with_logits(out, y)
     if name == "cross_entropy":
         return F.cross_entropy(out, y.long().view(-1))
@@ -114,7 +116,8 @@ def case(binary, rng, tmp, idx, failures):
 
     xt = torch.tensor(x, dtype=dtype)
     yt = torch.tensor(y, dtype=dtype)
-    out = model(xt)
+    logits_model = model[:-1] if out_act == "sigmoid" and loss == "bce" else model
+    out = logits_model(xt)
     ref_loss = loss_fn(loss, out_act, out, yt)
     ref_grads = torch.autograd.grad(ref_loss, list(model.parameters()))
     names = [k for k, _ in model.named_parameters()]
@@ -138,7 +141,8 @@ def case(binary, rng, tmp, idx, failures):
         e = run(binary, "eval", *common)
         worst = max(worst, check("eval loss", e["loss"], ref_loss.item()))
         # The exact Hessian over every parameter, in the flat order.
-        params = [p.detach().to(torch.float64) for p in model.parameters()]
+        model64 = copy.deepcopy(logits_model).double()
+        params = [p.detach() for p in model64.parameters()]
         shapes = [p.shape for p in params]
         flat0 = torch.cat([p.reshape(-1) for p in params])
 
@@ -148,11 +152,10 @@ def case(binary, rng, tmp, idx, failures):
                 k = int(np.prod(s))
                 ps.append(flat[off:off + k].reshape(s))
                 off += k
-            out = torch.func.functional_call(model.double(), dict(zip(names, ps)), (xt.double(),))
+            out = torch.func.functional_call(model64, dict(zip(names, ps)), (xt.double(),))
             return loss_fn(loss, out_act, out, yt.double())
 
         ref_h = torch.func.hessian(f)(flat0).numpy()
-        model.to(dtype)
         h = run(binary, "hessian", *common, "--params", "all", "--full")
         worst = max(worst, check("hessian", h["hessian"], ref_h))
     except (RuntimeError, KeyError, json.JSONDecodeError) as err:

@@ -6,7 +6,8 @@
 #
 # Environment:
 #   PYTHON                 interpreter that creates the venv (default: python3; CPython >= 3.9)
-#   BACKPROP_PY_VENV       where the venv lives (default: target/python-venv, gitignored)
+#   BACKPROP_PY_VENV       where the venv lives (default: $CARGO_TARGET_DIR or target/, then
+#                          python-venv; reused between runs)
 #   BACKPROP_PY_PROFILE    cargo profile of the extension (default: dev, which reuses the
 #                          artifacts of `cargo test`; `release` is what a plain pip install builds)
 #
@@ -18,7 +19,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 python="${PYTHON:-python3}"
-venv="${BACKPROP_PY_VENV:-$root/target/python-venv}"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+venv="${BACKPROP_PY_VENV:-$target_dir/python-venv}"
 profile="${BACKPROP_PY_PROFILE:-dev}"
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -47,7 +49,7 @@ MATURIN_PEP517_ARGS="--profile $profile" \
 if [ -z "${BACKPROP_CLI:-}" ]; then
     step "building the CLI (for model-file round trips)"
     cargo build --quiet -p backprop-cli
-    export BACKPROP_CLI="$root/target/debug/backprop"
+    export BACKPROP_CLI="$target_dir/debug/backprop"
 fi
 
 step "pytest crates/backprop-py/tests"

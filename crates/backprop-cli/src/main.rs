@@ -28,18 +28,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show the notebook network's backward pass step by step: every node's value and adjoint next to the hand-derived δ terms.
+    Explain(commands::explain::Args),
+    /// Run the notebook's two checks: the forward value and the hand-derived gradients.
     Notebook(commands::notebook::Args),
-    /// The main job: walk the whole notebook on real data and write a report.
     Tour(commands::tour::Args),
+    /// Write an untrained model directory (model.safetensors + config.json).
+    Init(commands::init::Args),
+    /// Train a network on data; write the model, history.csv, curve plots and a checkpoint.
+    Train(commands::train::Args),
+    /// A model's loss (and accuracy or RMSE) on data.
+    Eval(commands::eval::Args),
+    /// A model's outputs on data.
+    Predict(commands::predict::Args),
+    /// The loss and the gradient of every tensor at the model's weights.
+    Grad(commands::grad::Args),
+    /// The exact Hessian of a model's loss on data: spectrum, condition number, trace, plots.
     Hessian(commands::hessian::Args),
+    /// The L2-shrinkage analysis: predicted Q(Λ+μI)⁻¹ΛQᵀw* against the measured regularised optimum.
     Regularize(commands::regularize::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Explain(args) => commands::explain::run(args),
         Command::Notebook(args) => commands::notebook::run(args),
         Command::Tour(args) => commands::tour::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Grad(args) => commands::grad::run(args),
         Command::Hessian(args) => commands::hessian::run(args),
         Command::Regularize(args) => commands::regularize::run(args),
     };

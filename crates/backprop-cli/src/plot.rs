@@ -355,8 +355,20 @@ impl Chart {
         // log coordinates label only whole decades, which leaves a narrow range unlabelled.
         let tx = |v: f64| if self.x_scale == Scale::Log { v.log10() } else { v };
         let ty = |v: f64| if self.y_scale == Scale::Log { v.log10() } else { v };
-        let points: Vec<Vec<(f64, f64)>> =
-            points.iter().map(|s| s.iter().map(|&(x, y)| (tx(x), ty(y))).collect()).collect();
+        let points: Vec<Vec<(f64, f64)>> = points
+            .iter()
+            .zip(&self.series)
+            .map(|(p, s)| {
+                let p: Vec<(f64, f64)> = p.iter().map(|&(x, y)| (tx(x), ty(y))).collect();
+                // A line of 10⁵ epochs has far more points than pixels: keep each pixel column's
+                // extremes, which draws the same picture and keeps the SVG small.
+                if matches!(s.style, Style::Line | Style::Dashed) {
+                    decimate(&p, 2 * self.size.0 as usize)
+                } else {
+                    p
+                }
+            })
+            .collect();
         let all: Vec<(f64, f64)> = points.iter().flatten().copied().collect();
         let (mut xr, mut yr) = if all.is_empty() {
             ((0.0, 1.0), (0.0, 1.0))
@@ -535,6 +547,30 @@ fn emptiest_corner(x: &Axis, y: &Axis, points: &[Vec<(f64, f64)>]) -> Legend {
     corners[best]
 }
 
+/// At most about 4·`buckets` points with the same envelope as `p`: for each of `buckets` runs of
+/// consecutive points, its first, lowest, highest and last point, in their original order.
+fn decimate(p: &[(f64, f64)], buckets: usize) -> Vec<(f64, f64)> {
+    if p.len() <= 4 * buckets.max(1) {
+        return p.to_vec();
+    }
+    let per = p.len().div_ceil(buckets);
+    let mut out = Vec::with_capacity(4 * buckets);
+    for chunk in p.chunks(per) {
+        let lo = (0..chunk.len()).min_by(|&a, &b| chunk[a].1.total_cmp(&chunk[b].1)).unwrap_or(0);
+        let hi = (0..chunk.len()).max_by(|&a, &b| chunk[a].1.total_cmp(&chunk[b].1)).unwrap_or(0);
+        let mut idx = [0, lo, hi, chunk.len() - 1];
+        idx.sort_unstable();
+        let mut last = usize::MAX;
+        for i in idx {
+            if i != last {
+                out.push(chunk[i]);
+                last = i;
+            }
+        }
+    }
+    out
+}
+
 /// The range of `vs` padded by 4% on each side (values already log₁₀ on log axes); a
 /// single value gets a range around it.
 fn padded(vs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
@@ -693,8 +729,10 @@ mod tests {
     #[test]
     fn every_chart_kind_renders_to_png_and_svg() {
         let dir = scratch("kinds");
-        let train: Vec<f64> = (0..200).map(|e| 0.7 * (-(e as f64) / 40.0).exp() + 0.05).collect();
-        let val: Vec<f64> = (0..200).map(|e| 0.72 * (-(e as f64) / 45.0).exp() + 0.08).collect();
+        let train: Vec<f64> = (0..10_000)
+            .map(|e| 0.7 * (-(e as f64) / 2000.0).exp() + 0.05 + 0.01 * (e as f64 * 0.05).sin())
+            .collect();
+        let val: Vec<f64> = (0..10_000).map(|e| 0.72 * (-(e as f64) / 2300.0).exp() + 0.08).collect();
         let c = Chart::training_curves(
             "Loss — 4-5-1 sigmoid on iris",
             "loss (squared error)",
@@ -772,6 +810,19 @@ mod tests {
         assert_eq!(nice_step(0.7), 1.0);
         assert_eq!(nice_step(1.9), 2.0);
         assert_eq!(nice_step(23.0), 25.0);
+    }
+
+    #[test]
+    fn decimation_keeps_the_envelope_and_the_ends() {
+        let p: Vec<(f64, f64)> = (0..100_000)
+            .map(|i| (i as f64, if i == 54_321 { 9.0 } else { (i as f64 * 0.01).sin() }))
+            .collect();
+        let d = decimate(&p, 500);
+        assert!(d.len() <= 2000, "{}", d.len());
+        assert_eq!((d[0], *d.last().unwrap()), (p[0], p[99_999]));
+        assert!(d.contains(&(54_321.0, 9.0)));
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(decimate(&p[..10], 500), &p[..10]);
     }
 
     #[test]

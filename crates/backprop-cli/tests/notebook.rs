@@ -56,6 +56,16 @@ fn help_is_complete() {
 }
 
 #[test]
+fn tour_help_lists_its_steps_and_options() {
+    let out = backprop(&["tour", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in ["--out", "--quiet", "--json", "backprop-report", "iris", "Hessian", "Exit status"] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn unknown_option_is_an_error_with_exit_two() {
     let out = backprop(&["notebook", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));

@@ -9,10 +9,14 @@
 //! | a panic (a bug)                                 | `RuntimeError`, never a `PanicException` |
 
 use std::any::Any;
+use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use backprop::Error;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyIsADirectoryError, PyNotADirectoryError, PyOSError,
+    PyPermissionError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -75,7 +79,16 @@ pub fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
         Error::Io { path, source } => match source.raw_os_error() {
             // OSError(errno, strerror, filename) picks the errno subclass (FileNotFoundError …).
             Some(errno) => PyOSError::new_err((errno, source.to_string(), path.display().to_string())),
-            None => PyOSError::new_err(message),
+            // An error the library made itself (e.g. "model directory not found"): pick the
+            // subclass from its kind, keep the library's message.
+            None => match source.kind() {
+                ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
+                ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
+                ErrorKind::AlreadyExists => PyFileExistsError::new_err(message),
+                ErrorKind::IsADirectory => PyIsADirectoryError::new_err(message),
+                ErrorKind::NotADirectory => PyNotADirectoryError::new_err(message),
+                _ => PyOSError::new_err(message),
+            },
         },
         Error::Parse { .. } | Error::Format { .. } => match file_format_error(py) {
             Ok(class) => PyErr::from_type(class.clone(), message),

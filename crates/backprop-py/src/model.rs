@@ -308,14 +308,15 @@ impl PyMlp {
         dtype_name(self.model.dtype())
     }
 
-    /// The model's own loss (None if unset: methods then default to squared_error).
+    /// The model's own loss name, used when a method is not given one (None if unset: methods
+    /// then use squared_error). Set by the constructor's ``loss``, by ``train`` and by files.
     #[getter]
-    fn get_loss(&self) -> Option<String> {
+    fn get_default_loss(&self) -> Option<String> {
         self.config.loss.map(|l| l.to_string())
     }
 
     #[setter]
-    fn set_loss(&mut self, py: Python<'_>, loss: Option<&str>) -> PyResult<()> {
+    fn set_default_loss(&mut self, py: Python<'_>, loss: Option<&str>) -> PyResult<()> {
         self.config.loss = loss.map(|l| parse(py, l)).transpose()?;
         Ok(())
     }
@@ -816,7 +817,7 @@ pub fn eigh<'py>(py: Python<'py>, h: &Bound<'py, PyAny>) -> PyResult<(Bound<'py,
 ///
 /// A built-in dataset (iris, wine, breast_cancer, digits) or a .csv/.npy/.npz file, as the CLI
 /// reads it: {"x": (n, d), "y": (n, t), "feature_names", "target_names", "classes"}.
-/// ``target`` names the target column(s) of a CSV (default: the last); ``classes`` (a list of
+/// ``target`` names the target column(s) of a CSV, as a list or "a,b" (default: the last); ``classes`` (a list of
 /// class names) keeps only those classes, re-indexed in that order — e.g. the notebook's
 /// binary task on iris: ``classes=["versicolor", "virginica"]``.
 #[pyfunction]
@@ -824,13 +825,20 @@ pub fn eigh<'py>(py: Python<'py>, h: &Bound<'py, PyAny>) -> PyResult<(Bound<'py,
 pub fn load_dataset<'py>(
     py: Python<'py>,
     spec: &str,
-    target: Option<Vec<String>>,
+    target: Option<&Bound<'py, PyAny>>,
     classes: Option<Vec<String>>,
     dtype: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut opts = backprop::data::LoadOptions::new();
     if let Some(t) = target {
-        opts = opts.targets(t);
+        // "a,b" as on the command line, or a list of names.
+        let names: Vec<String> = match t.extract::<String>() {
+            Ok(s) => s.split(',').map(|n| n.trim().to_string()).collect(),
+            Err(_) => t
+                .extract()
+                .map_err(|_| PyTypeError::new_err("target must be a column name or a list of names"))?,
+        };
+        opts = opts.targets(names);
     }
     let dtype = dtype.map(parse_dtype).transpose()?.unwrap_or(DType::F64);
     let data = run(py, || {

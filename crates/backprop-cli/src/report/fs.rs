@@ -1,10 +1,10 @@
 //! Atomic file writes: temp file in the same directory, fsync, rename, fsync the directory.
 //!
-//! A rename within one directory is atomic on POSIX file systems, so a reader (or a crash)
-//! sees either the old file or the complete new one, never a truncated mix.
+//! Bytes go through the library's [`backprop::io::atomic_write`]; [`write_atomic_with`] covers
+//! writers that need a *path* (the PNG encoder picks its format from the file extension), with
+//! the same temp-file, fsync, rename protocol.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -35,13 +35,10 @@ fn sync_dir(path: &Path) {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
+/// Writes `bytes` to `path` atomically: the library's one implementation
+/// ([`backprop::io::atomic_write`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_atomic_with(path, |tmp| {
-        let mut f = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        Ok(())
-    })
+    Ok(backprop::io::atomic_write(path, bytes)?)
 }
 
 /// Lets `produce` write a temporary file (same directory and extension as `path`), then syncs
@@ -77,6 +74,8 @@ mod tests {
         write_atomic(&p, b"new").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
         let failed = write_atomic_with(&p, |tmp| {
+            use std::io::Write as _;
+            let _ = File::create(tmp).and_then(|mut f| f.write_all(b"x"));
             std::fs::write(tmp, b"partial")?;
             bail!("interrupted")
         });

@@ -252,8 +252,11 @@ impl Chart {
             .label_style(("sans-serif", 15))
             .x_label_formatter(&fmt)
             .y_label_formatter(&fmt)
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(210, 210, 210))
+            // No minor grid: on log axes it becomes a dense band that hides the data.
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(RGBColor(220, 220, 220))
+            .x_labels(10)
+            .y_labels(8)
             .draw()
             .map_err(err)?;
         let mut labelled = false;

@@ -77,3 +77,35 @@ impl<T: Scalar> Tape<T> {
         Ok(s)
     }
 }
+
+/// A read-only view of one recorded node (for printing a tape).
+#[derive(Clone, Debug)]
+pub struct NodeInfo<T> {
+    /// Position on the tape.
+    pub id: usize,
+    /// The name given at creation (inputs and constants), if any.
+    pub name: Option<String>,
+    /// The op with its parameters, e.g. `sigmoid` or `sum(axes=[0])`.
+    pub op: String,
+    /// Operand node ids.
+    pub parents: Vec<usize>,
+    /// The value.
+    pub value: ArrayD<T>,
+}
+
+impl<T: Scalar> Tape<T> {
+    /// Every node in evaluation order, with copies of their values.
+    pub fn inspect(&self) -> Vec<NodeInfo<T>> {
+        self.nodes()
+            .iter()
+            .enumerate()
+            .map(|(id, n)| NodeInfo {
+                id,
+                name: n.name.as_ref().map(|s| s.to_string()),
+                op: n.op.name(),
+                parents: n.op.parents().iter().map(|p| p.index()).collect(),
+                value: n.value.clone(),
+            })
+            .collect()
+    }
+}

@@ -16,7 +16,7 @@ use crate::{Error, Result, Scalar};
 fn mark_relevant<T: Scalar>(
     nodes: &[super::tape::Node<T>],
     top: usize,
-    inputs: Option<&[NodeId]>,
+    inputs: Option<&[Var<'_, T>]>,
     out: &mut Vec<bool>,
 ) {
     out.clear();
@@ -24,9 +24,9 @@ fn mark_relevant<T: Scalar>(
         None => out.resize(top + 1, true),
         Some(inputs) => {
             out.resize(top + 1, false);
-            for i in inputs {
-                if i.index() <= top {
-                    out[i.index()] = true;
+            for v in inputs {
+                if v.id.index() <= top {
+                    out[v.id.index()] = true;
                 }
             }
             for i in 0..=top {
@@ -44,10 +44,10 @@ impl<T: Scalar> Tape<T> {
     fn check_all(&self, output: &[Var<'_, T>], inputs: &[Var<'_, T>]) -> Result<()> {
         self.status()?;
         for o in output {
-            self.check_var(*o, "output")?;
+            self.check_var(*o, &"output")?;
         }
         for (i, v) in inputs.iter().enumerate() {
-            self.check_var(*v, &format!("input {i}"))?;
+            self.check_var(*v, &format_args!("input {i}"))?;
         }
         Ok(())
     }
@@ -57,8 +57,9 @@ impl<T: Scalar> Tape<T> {
     /// With `inputs == None` every node's adjoint is returned instead (for inspection).
     fn sweep(
         &self,
-        seeds: Vec<(NodeId, ArrayD<T>)>,
-        inputs: Option<&[NodeId]>,
+        seeds: impl IntoIterator<Item = (NodeId, ArrayD<T>)>,
+        top: usize,
+        inputs: Option<&[Var<'_, T>]>,
         out: &mut dyn FnMut(usize, &ArrayD<T>),
     ) -> Result<Option<Vec<Option<ArrayD<T>>>>> {
         let mut guard = self.inner.borrow_mut();
@@ -66,14 +67,13 @@ impl<T: Scalar> Tape<T> {
         if let Some(e) = &inner.error {
             return Err(copy_error(e));
         }
-        let Some(top) = seeds.iter().map(|s| s.0.index()).max() else { return Ok(None) };
         mark_relevant(&inner.nodes, top, inputs, &mut inner.relevant);
         for a in inner.adjoints.drain(..).flatten() {
             inner.pool.recycle(a);
         }
         inner.adjoints.resize_with(top + 1, || None);
         let keep_all = inputs.is_none();
-        let is_input = |i: usize| inputs.is_none_or(|ins| ins.iter().any(|x| x.index() == i));
+        let is_input = |i: usize| inputs.is_none_or(|ins| ins.iter().any(|x| x.id.index() == i));
         let result = {
             let mut bk = Numeric {
                 nodes: &inner.nodes,
@@ -127,10 +127,10 @@ impl<T: Scalar> Tape<T> {
         }
         let inputs = inputs.unwrap_or_default();
         for (k, id) in inputs.iter().enumerate() {
-            match inner.adjoints.get(id.index()).and_then(|a| a.as_ref()) {
+            match inner.adjoints.get(id.id.index()).and_then(|a| a.as_ref()) {
                 Some(a) => out(k, a),
                 None => {
-                    let z = inner.pool.full(inner.nodes[id.index()].value.shape(), T::zero());
+                    let z = inner.pool.full(inner.nodes[id.id.index()].value.shape(), T::zero());
                     out(k, &z);
                     inner.pool.recycle(z);
                 }
@@ -184,8 +184,9 @@ impl<T: Scalar> Tape<T> {
             ));
         }
         let seed = self.seed_ones(output)?;
-        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
-        self.sweep(vec![(output.id, seed)], Some(&ids), &mut |k, a| write_into(&mut out[k], a))?;
+        self.sweep(std::iter::once((output.id, seed)), output.id.index(), Some(inputs), &mut |k, a| {
+            write_into(&mut out[k], a)
+        })?;
         Ok(())
     }
 
@@ -204,9 +205,9 @@ impl<T: Scalar> Tape<T> {
     }
 
     fn vjp_multi(&self, seeds: Vec<(NodeId, ArrayD<T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
-        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
         let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
-        self.sweep(seeds, Some(&ids), &mut |k, a| write_into(&mut out[k], a))?;
+        let top = seeds.iter().map(|s| s.0.index()).max().unwrap_or(0);
+        self.sweep(seeds, top, Some(inputs), &mut |k, a| write_into(&mut out[k], a))?;
         Ok(out)
     }
 
@@ -268,9 +269,8 @@ impl<T: Scalar> Tape<T> {
             ));
         }
         let top = output.id.index();
-        let ids: Vec<NodeId> = inputs.iter().map(|v| v.id).collect();
         let mut relevant = Vec::new();
-        mark_relevant(&self.nodes(), top, Some(&ids), &mut relevant);
+        mark_relevant(&self.nodes(), top, Some(inputs), &mut relevant);
         let mut bk = Graph { tape: self, adj: vec![None; top + 1], relevant };
         super::backward::Backend::<T>::accumulate(&mut bk, output.id, seed.id)?;
         for i in (0..=top).rev() {
@@ -362,7 +362,9 @@ impl<T: Scalar> Tape<T> {
     pub fn adjoints(&self, output: Var<'_, T>) -> Result<Vec<Option<ArrayD<T>>>> {
         self.check_all(&[output], &[])?;
         let seed = self.seed_ones(output)?;
-        let mut all = self.sweep(vec![(output.id, seed)], None, &mut |_, _| {})?.unwrap_or_default();
+        let mut all = self
+            .sweep(std::iter::once((output.id, seed)), output.id.index(), None, &mut |_, _| {})?
+            .unwrap_or_default();
         all.resize_with(self.len(), || None);
         Ok(all)
     }

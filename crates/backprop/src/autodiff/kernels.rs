@@ -337,7 +337,30 @@ fn mm2<T: Scalar>(c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>, b: ArrayView2<'
         }
         return Ok(());
     }
-    gemm_into(c, false, T::one(), a, b)
+    let r = gemm_into(c, false, T::one(), a, b);
+    clear_upper_simd_state();
+    r
+}
+
+/// faer's AVX-512 micro-kernels can return with the upper SIMD register halves dirty; the
+/// scalar libm code that follows (exp, tanh …) then runs many times slower (the SSE/AVX
+/// transition penalty). `vzeroupper` restores the clean state (measured: see the bench notes).
+#[inline]
+fn clear_upper_simd_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available (checked above); vzeroupper only clears upper halves of
+            // vector registers, which hold no live values between Rust statements.
+            unsafe { zero_upper() }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
 }
 
 /// `op(a)·op(b)` (see [`super::op::Op::MatMul`]).
@@ -350,14 +373,14 @@ pub(crate) fn matmul<T: Scalar>(
 ) -> Result<Arr<T>> {
     let (sa, sb) = (a.shape(), b.shape());
     let flags =
-        format!("{}{}", if ta { " (a transposed)" } else { "" }, if tb { " (b transposed)" } else { "" });
+        || format!("{}{}", if ta { " (a transposed)" } else { "" }, if tb { " (b transposed)" } else { "" });
     if sa.is_empty() || sb.is_empty() {
         return Err(Error::shape("matmul", format!("a {sa:?} and b {sb:?}: 0-d operands (use mul)")));
     }
     let ba: &[usize] = if sa.len() > 2 { &sa[..sa.len() - 2] } else { &[] };
     let bb: &[usize] = if sb.len() > 2 { &sb[..sb.len() - 2] } else { &[] };
     if !ba.is_empty() && !bb.is_empty() && ba != bb {
-        return Err(Error::shape("matmul", format!("a {sa:?} and b {sb:?}: batch axes differ{flags}")));
+        return Err(Error::shape("matmul", format!("a {sa:?} and b {sb:?}: batch axes differ{}", flags())));
     }
     let (av, bv) = (view3(a, ta, true), view3(b, tb, false));
     let (m, k) = (av.dim().1, av.dim().2);
@@ -365,7 +388,7 @@ pub(crate) fn matmul<T: Scalar>(
     if k != k2 {
         return Err(Error::shape(
             "matmul",
-            format!("a {sa:?} and b {sb:?}: inner dimensions {k} and {k2} differ{flags}"),
+            format!("a {sa:?} and b {sb:?}: inner dimensions {k} and {k2} differ{}", flags()),
         ));
     }
     let batch_shape = if ba.is_empty() { bb } else { ba };

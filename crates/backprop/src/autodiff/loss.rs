@@ -9,8 +9,8 @@ use crate::{Error, Result, Scalar};
 
 impl<'t, T: Scalar> Var<'t, T> {
     fn same_shape(self, target: Var<'t, T>, op: &str) -> Result<()> {
-        let (a, b) = (self.shape(), target.shape());
-        if a != b {
+        if !self.with_shape(|a| target.with_shape(|b| a == b)) {
+            let (a, b) = (self.shape(), target.shape());
             return Err(Error::shape(
                 op,
                 format!("prediction {a:?} and target {b:?} differ (no implicit broadcasting in losses)"),
@@ -30,7 +30,7 @@ impl<'t, T: Scalar> Var<'t, T> {
         if let Err(e) = self.same_shape(target, "squared_error") {
             return self.failed(e);
         }
-        let n = self.shape().first().copied().unwrap_or(1).max(1);
+        let n = self.with_shape(|s| s.first().copied().unwrap_or(1).max(1));
         (self - target).square().sum().scale(T::of(0.5 / n as f64))
     }
 

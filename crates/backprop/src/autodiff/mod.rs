@@ -50,7 +50,7 @@ mod tape;
 mod var;
 
 pub use check::{GradCheck, GradCheckReport, HvpReport, InputReport, gradcheck};
-pub use dot::summarize;
+pub use dot::{NodeInfo, summarize};
 pub use grad::{grad, grad_graph, hessian, hvp, jacobian, vjp};
 pub use notebook::{NotebookGraph, notebook_batch_network, notebook_network};
 pub use op::{Binary, Op, Unary};

@@ -1,7 +1,7 @@
 //! The notebook's 4-5-1 sigmoid network written with the engine: the bridge between the
 //! hand-derived backward pass ([`crate::notebook`]) and automatic differentiation.
 
-use ndarray::{ArrayView1, ArrayView2, arr0};
+use ndarray::{ArrayView1, ArrayView2};
 
 use super::{Tape, Var};
 use crate::notebook::Weights;
@@ -48,7 +48,7 @@ fn record<'t>(
     let w_1 = tape.var_named("w_1", &w.w_1);
     let w_2 = tape.var_named("w_2", &w.w_2);
     let b_1 = tape.var_named("b_1", &w.b_1);
-    let b_2 = tape.var_named("b_2", &arr0(w.b_2));
+    let b_2 = tape.scalar_named("b_2", w.b_2);
     let z_1 = x.matmul(w_1) + b_1;
     let x_1 = z_1.sigmoid();
     let z_2 = x_1.matmul(w_2) + b_2;
@@ -72,7 +72,7 @@ pub fn notebook_network<'t>(
         ));
     }
     let xv = tape.constant_named("x", &x);
-    let yv = tape.constant_named("y", &arr0(y));
+    let yv = tape.constant_scalar_named("y", y);
     record(tape, xv, yv, w)
 }
 

@@ -6,6 +6,7 @@
 //! tensor buffer to a pool, so a training loop that reuses one tape stops allocating after the
 //! first step.
 
+use std::borrow::Cow;
 use std::cell::{Ref, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,7 +33,7 @@ impl NodeId {
 pub(crate) struct Node<T> {
     pub(crate) op: Op<T>,
     pub(crate) value: ArrayD<T>,
-    pub(crate) name: Option<Box<str>>,
+    pub(crate) name: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug)]
@@ -189,15 +190,29 @@ impl<T: Scalar> Tape<T> {
     /// A differentiable input with a name (shown by [`Tape::to_dot`] and `backprop explain`).
     pub fn var_named<S: Data<Elem = T>, D: Dimension>(
         &self,
-        name: &str,
+        name: impl Into<Cow<'static, str>>,
         value: &ArrayBase<S, D>,
     ) -> Var<'_, T> {
-        self.leaf(Op::Leaf, value, Some(name))
+        self.leaf(Op::Leaf, value, Some(name.into()))
     }
 
     /// A 0-d differentiable input.
     pub fn scalar(&self, x: T) -> Var<'_, T> {
-        self.var(&ndarray::arr0(x))
+        self.push(Op::Leaf, |_, pool| Ok(pool.full(&[], x)))
+    }
+
+    /// A named 0-d input (no allocation: the value goes straight into a pooled buffer).
+    pub fn scalar_named(&self, name: impl Into<Cow<'static, str>>, x: T) -> Var<'_, T> {
+        let v = self.scalar(x);
+        self.inner.borrow_mut().nodes[v.id.index()].name = Some(name.into());
+        v
+    }
+
+    /// A named 0-d constant.
+    pub fn constant_scalar_named(&self, name: impl Into<Cow<'static, str>>, x: T) -> Var<'_, T> {
+        let v = self.push(Op::Const, |_, pool| Ok(pool.full(&[], x)));
+        self.inner.borrow_mut().nodes[v.id.index()].name = Some(name.into());
+        v
     }
 
     /// A constant: never differentiated (data, targets).
@@ -208,17 +223,17 @@ impl<T: Scalar> Tape<T> {
     /// A named constant.
     pub fn constant_named<S: Data<Elem = T>, D: Dimension>(
         &self,
-        name: &str,
+        name: impl Into<Cow<'static, str>>,
         value: &ArrayBase<S, D>,
     ) -> Var<'_, T> {
-        self.leaf(Op::Const, value, Some(name))
+        self.leaf(Op::Const, value, Some(name.into()))
     }
 
     fn leaf<S: Data<Elem = T>, D: Dimension>(
         &self,
         op: Op<T>,
         value: &ArrayBase<S, D>,
-        name: Option<&str>,
+        name: Option<Cow<'static, str>>,
     ) -> Var<'_, T> {
         let v = self.push(op, |_, pool| {
             Ok(match value.as_slice() {
@@ -227,7 +242,7 @@ impl<T: Scalar> Tape<T> {
             })
         });
         if let Some(n) = name {
-            self.inner.borrow_mut().nodes[v.id.index()].name = Some(n.into());
+            self.inner.borrow_mut().nodes[v.id.index()].name = Some(n);
         }
         v
     }
@@ -290,7 +305,7 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// Errors unless `v` belongs to this tape and is valid.
-    pub(crate) fn check_var(&self, v: Var<'_, T>, what: &str) -> Result<()> {
+    pub(crate) fn check_var(&self, v: Var<'_, T>, what: &dyn std::fmt::Display) -> Result<()> {
         if v.tape_id() != self.id {
             return Err(Error::Autodiff(format!(
                 "{what} is a Var of tape #{} but was used with tape #{}: vars cannot cross tapes",

@@ -143,14 +143,14 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// A copy of the value, or the tape's error if this var is invalid.
     pub fn value(self) -> Result<ArrayD<T>> {
         self.tape.status()?;
-        self.tape.check_var(self, "var")?;
+        self.tape.check_var(self, &"var")?;
         Ok(self.tape.nodes()[self.id.index()].value.clone())
     }
 
     /// The single element of a one-element tensor (a loss).
     pub fn item(self) -> Result<T> {
         self.tape.status()?;
-        self.tape.check_var(self, "var")?;
+        self.tape.check_var(self, &"var")?;
         let nodes = self.tape.nodes();
         let v = &nodes[self.id.index()].value;
         if v.len() != 1 {
@@ -166,7 +166,13 @@ impl<'t, T: Scalar> Var<'t, T> {
 
     /// Number of axes.
     pub fn ndim(self) -> usize {
-        self.shape().len()
+        self.with_shape(|s| s.len())
+    }
+
+    /// Calls `f` with the shape, without copying it.
+    pub(crate) fn with_shape<R>(self, f: impl FnOnce(&[usize]) -> R) -> R {
+        let nodes = self.tape.nodes();
+        f(nodes.get(self.id.index()).map(|n| n.value.shape()).unwrap_or(&[]))
     }
 
     fn same_tape(self, other: Var<'_, T>, op: &str) -> bool {

@@ -17,6 +17,21 @@ fn parse_err(path: &Path, line: usize, column: usize, message: impl Into<String>
     Error::Parse { path: path.to_path_buf(), line, column, message: message.into() }
 }
 
+/// The field separator, from the header line: a comma, or else a tab or a semicolon when the
+/// header has those and no comma (TSV files, spreadsheets saved in locales with decimal commas).
+fn sniff_delimiter(text: &str) -> u8 {
+    let header = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    if header.contains(',') {
+        b','
+    } else if header.contains('\t') {
+        b'\t'
+    } else if header.contains(';') {
+        b';'
+    } else {
+        b','
+    }
+}
+
 /// Reads a CSV file; see [`read_csv_str`].
 pub fn read_csv<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Dataset<T>> {
     let path = path.as_ref();
@@ -36,6 +51,7 @@ pub fn read_csv<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result
 pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) -> Result<Dataset<T>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's byte-order mark
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(sniff_delimiter(text))
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
@@ -291,6 +307,18 @@ mod tests {
         let d = read("\u{feff}\"a\", b ,y\r\n\"1\", 2 ,3\r\n\r\n", &LoadOptions::new()).unwrap();
         assert_eq!(d.feature_names, ["a", "b"]);
         assert_eq!(d.x, array![[1., 2.]]);
+    }
+
+    #[test]
+    fn tab_and_semicolon_separated_files_are_recognised() {
+        for text in ["a\tb\ty\n1\t2\t3\n", "a;b;y\n1;2;3\n"] {
+            let d = read(text, &LoadOptions::new()).unwrap();
+            assert_eq!((d.x.clone(), d.y.clone()), (array![[1., 2.]], array![[3.]]), "{text:?}");
+        }
+        // A decimal comma in a semicolon file is an error naming the field, not a silent split.
+        let (l, c, m) = parse_position(read("a;y\n1,5;2\n", &LoadOptions::new()).unwrap_err());
+        assert_eq!((l, c), (2, 1));
+        assert!(m.contains("`1,5` is not a number"), "{m}");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! Labels are compared as canonical strings: a numeric label that is a whole number is written
 //! without a fractional part (`"1.0"`, `"1"` and `" 1 "` are the same class `1`), any other label
-//! is its trimmed text. Without a given order, classes are sorted — numerically when every label
-//! is a whole number, else as text — so the encoding does not depend on row order.
+//! is its trimmed text. Without a given order: non-negative integer labels are their own class
+//! indices (PyTorch's convention; classes `0..=max`, so a label keeps its value even when some
+//! class is absent from this file); other labels are sorted — numerically when every label is a
+//! whole number, else as text — so the encoding never depends on row order.
 
 /// Why one label could not be encoded: the label's index in the input and the message.
 pub(crate) type LabelError = (usize, String);
@@ -33,7 +35,8 @@ pub(crate) fn parse_number(field: &str) -> Result<f64, String> {
 /// Encodes `labels` as class indices; returns the indices and the class names in index order.
 ///
 /// With `order`, classes are exactly those listed (a label not in it is an error). Without,
-/// they are the distinct labels, sorted. A numeric label that is not a whole number is an error
+/// non-negative integers are their own indices, other labels are the distinct labels, sorted.
+/// A numeric label that is not a whole number is an error
 /// (it is almost surely a regression target read as classes by mistake).
 pub(crate) fn encode_classes(
     labels: &[&str],

@@ -50,7 +50,7 @@ pub fn load<T: Scalar>(spec: &str, opts: &LoadOptions) -> Result<Dataset<T>> {
     let path = Path::new(spec);
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
-        Some("csv") => read_csv(path, opts),
+        Some("csv") | Some("tsv") => read_csv(path, opts),
         Some("npy") => read_npy(path, opts),
         Some("npz") => read_npz(path, opts),
         _ => Err(Error::invalid(

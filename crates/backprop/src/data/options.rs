@@ -22,7 +22,8 @@ pub enum TargetKind {
     /// Numbers only; anything else is an error.
     Values,
     /// Class labels (integers or strings), encoded as class indices 0..k in the order of
-    /// [`LoadOptions::class_order`], or else sorted (numerically when all labels are integers).
+    /// [`LoadOptions::class_order`]; else non-negative integer labels are their own indices
+    /// (PyTorch's convention) and other labels are sorted (numerically when all are integers).
     Classes,
 }
 

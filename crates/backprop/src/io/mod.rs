@@ -4,6 +4,7 @@
 //! the new one, never a torn one.
 
 mod atomic;
+mod inputs;
 mod model;
 mod npy;
 

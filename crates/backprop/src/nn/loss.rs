@@ -169,22 +169,34 @@ impl Loss {
             }
             Loss::CrossEntropy => {
                 let s = T::of(1.0 / nf);
+                // e^(ŷ−m) below the smallest normal number counts as 0: subnormal arithmetic is
+                // slow on x86 and these terms cannot change the sum.
+                let floor = T::min_positive_value().ln();
+                let exp = |v: T| if v < floor { T::zero() } else { v.exp() };
                 for i in 0..n {
                     let row = &out[i * t..(i + 1) * t];
                     let c = y[[i, 0]].f64() as usize;
                     let m = row.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
-                    let mut e = T::zero();
-                    for &v in row {
-                        e += (v - m).exp();
-                    }
                     // ℓ = logsumexp(ŷ) − ŷ_c = m + ln Σ e^(ŷ−m) − ŷ_c
-                    sum += m.f64() + e.f64().ln() - row[c].f64();
-                    if let Some(d) = delta.as_deref_mut() {
-                        let inv = T::one() / e;
-                        for j in 0..t {
-                            let p = (row[j] - m).exp() * inv;
-                            let g = if j == c { p - T::one() } else { p };
-                            d[i * t + j] = g * s * activation.derivative_from_output(row[j]);
+                    match delta.as_deref_mut() {
+                        Some(d) => {
+                            let d = &mut d[i * t..(i + 1) * t];
+                            let mut e = T::zero();
+                            for (dj, &v) in d.iter_mut().zip(row) {
+                                *dj = exp(v - m);
+                                e += *dj;
+                            }
+                            sum += m.f64() + e.f64().ln() - row[c].f64();
+                            // δ = (softmax − e_c) f'(z) / n
+                            let scale = s / e;
+                            for (j, (dj, &v)) in d.iter_mut().zip(row).enumerate() {
+                                let g = if j == c { *dj - e } else { *dj };
+                                *dj = g * scale * activation.derivative_from_output(v);
+                            }
+                        }
+                        None => {
+                            let e: T = row.iter().map(|&v| exp(v - m)).fold(T::zero(), |a, b| a + b);
+                            sum += m.f64() + e.f64().ln() - row[c].f64();
                         }
                     }
                 }

@@ -10,7 +10,6 @@
 //! bit for bit, so a resumed run equals an uninterrupted one.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -24,30 +23,6 @@ use crate::{DType, Error, Result, Scalar};
 /// File name of the checkpoint inside a run directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 const FORMAT: &str = "backprop-checkpoint/1";
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
-/// then fsync of the directory, so a crash leaves either the old file or the new one.
-///
-/// Private stand-in until `backprop::io`'s atomic write is merged; then this forwards to it.
-pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
 
 fn to_bytes<T: Scalar>(values: impl Iterator<Item = T>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -182,7 +157,7 @@ mod erased {
 
 /// Writes `state` to `path` atomically.
 pub fn save<T: Scalar>(state: &TrainState<T>, path: &Path) -> Result<()> {
-    atomic_write(path, &to_bytes_state(state)?)
+    crate::io::atomic_write(path, &to_bytes_state(state)?)
 }
 
 /// Reads a checkpoint's dtype without loading it.

@@ -1,0 +1,145 @@
+//! Autodiff engine benchmarks (`cargo bench --bench autodiff -- --quick`).
+//!
+//! - `notebook/forward_backward`: the notebook's 4-5-1 network, one sample, record + gradient on
+//!   a reused tape (target ≤ 0.5 µs);
+//! - `mlp784/forward` vs `mlp784/forward_backward`: MLP 784-256-256-10, batch 128, f32,
+//!   cross-entropy — the cheap-gradient ratio (target ≤ 3);
+//! - `mlp100k/gradient` vs `mlp100k/hvp`: an MLP of ~94k weights, batch 128, f64, tanh — the
+//!   Hessian-vector product against a gradient (target ≤ 2×).
+
+use std::hint::black_box;
+
+use backprop::Scalar;
+use backprop::autodiff::{Tape, Var, notebook_network};
+use backprop::notebook::{self, Weights};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
+
+fn pseudo<T: Scalar>(shape: &[usize], seed: u64, scale: f64) -> ArrayD<T> {
+    let mut s = seed;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        T::of((((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0) * scale)
+    })
+}
+
+fn notebook_bench(c: &mut Criterion) {
+    let x = notebook::notebook_x();
+    let w = Weights::notebook();
+    let mut tape = Tape::<f64>::with_capacity(64);
+    let mut grads: Vec<ArrayD<f64>> = (0..4).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+    c.bench_function("notebook/forward_backward", |b| {
+        b.iter(|| {
+            tape.reset();
+            let net = notebook_network(&tape, notebook::NOTEBOOK_Y, x.view(), &w).expect("records");
+            tape.grad_into(net.loss, &net.params(), &mut grads).expect("gradient");
+            black_box(&grads);
+        })
+    });
+    c.bench_function("notebook/hand_derived", |b| {
+        b.iter(|| black_box(notebook::simple_backpropagation(1.0, black_box(x.view()), &w).expect("ok")))
+    });
+}
+
+struct Mlp<T: Scalar> {
+    weights: Vec<Array2<T>>,
+    biases: Vec<Array1<T>>,
+}
+
+impl<T: Scalar> Mlp<T> {
+    fn new(sizes: &[usize], seed: u64) -> Self {
+        let mut weights = Vec::new();
+        let mut biases = Vec::new();
+        for (i, w) in sizes.windows(2).enumerate() {
+            let scale = (1.0 / w[0] as f64).sqrt();
+            let a = pseudo::<T>(&[w[1], w[0]], seed + i as u64, scale);
+            weights.push(a.into_dimensionality().expect("2-D"));
+            biases.push(pseudo::<T>(&[w[1]], seed + 100 + i as u64, 0.1).into_dimensionality().expect("1-D"));
+        }
+        Mlp { weights, biases }
+    }
+
+    /// Records the loss; returns it and the parameter vars (weights then biases, per layer).
+    fn record<'t>(
+        &self,
+        tape: &'t Tape<T>,
+        x: &ArrayD<T>,
+        classes: &[usize],
+        act: fn(Var<'t, T>) -> Var<'t, T>,
+    ) -> (Var<'t, T>, Vec<Var<'t, T>>) {
+        let mut h = tape.constant(x);
+        let mut params = Vec::new();
+        let n = self.weights.len();
+        for (i, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
+            let (wv, bv) = (tape.var(w), tape.var(b));
+            params.push(wv);
+            params.push(bv);
+            // z = h·Wᵀ + b (W is out×in, as torch.nn.Linear): the transpose is read in place.
+            let z = h.matmul_t(wv, false, true) + bv;
+            h = if i + 1 < n { act(z) } else { z };
+        }
+        (h.cross_entropy_with_logits(classes), params)
+    }
+}
+
+fn mlp784_bench(c: &mut Criterion) {
+    let mlp = Mlp::<f32>::new(&[784, 256, 256, 10], 1);
+    let x = pseudo::<f32>(&[128, 784], 9, 1.0);
+    let classes: Vec<usize> = (0..128).map(|i| (i * 7) % 10).collect();
+    let mut tape = Tape::<f32>::with_capacity(64);
+    let mut grads: Vec<ArrayD<f32>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+    let mut g = c.benchmark_group("mlp784");
+    g.sample_size(20);
+    g.bench_function("forward", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, _) = mlp.record(&tape, &x, &classes, |z| z.relu());
+            black_box(loss.item().expect("finite"));
+        })
+    });
+    g.bench_function("forward_backward", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.relu());
+            tape.grad_into(loss, &params, &mut grads).expect("gradient");
+            black_box(&grads);
+        })
+    });
+    g.finish();
+}
+
+fn hvp_bench(c: &mut Criterion) {
+    // 100-256-256-10: 25 600 + 65 536 + 2 560 = 93 696 weights (+ 522 biases).
+    let mlp = Mlp::<f64>::new(&[100, 256, 256, 10], 3);
+    let x = pseudo::<f64>(&[128, 100], 11, 1.0);
+    let classes: Vec<usize> = (0..128).map(|i| (i * 3) % 10).collect();
+    let mut tape = Tape::<f64>::with_capacity(256);
+    let v: Vec<ArrayD<f64>> = mlp
+        .weights
+        .iter()
+        .zip(&mlp.biases)
+        .flat_map(|(w, b)| [pseudo::<f64>(w.shape(), 5, 1.0), pseudo::<f64>(b.shape(), 6, 1.0)])
+        .collect();
+    let mut grads: Vec<ArrayD<f64>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+    let mut g = c.benchmark_group("mlp100k");
+    g.sample_size(20);
+    g.bench_function("gradient", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+            tape.grad_into(loss, &params, &mut grads).expect("gradient");
+            black_box(&grads);
+        })
+    });
+    g.bench_function("hvp", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+            black_box(tape.hvp(loss, &params, &v).expect("hvp"));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, notebook_bench, mlp784_bench, hvp_bench);
+criterion_main!(benches);
