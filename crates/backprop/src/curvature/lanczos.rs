@@ -4,7 +4,8 @@
 //! After m steps, H Qₘ = Qₘ Tₘ + βₘ qₘ₊₁ eₘᵀ with Tₘ tridiagonal (α on the diagonal, β beside
 //! it). An eigenpair (θ, s) of Tₘ gives the Ritz pair (θ, Qₘs) whose residual is exactly
 //! ‖H Qₘs − θ Qₘs‖ = |βₘ sₘ|, so convergence is checked without extra products. Every new
-//! vector is orthogonalised twice against the whole basis (classical Gram-Schmidt, as GEMVs):
+//! vector is orthogonalised against the whole basis (classical Gram-Schmidt as GEMVs, a second
+//! pass when the first cancels much):
 //! without it, rounding makes converged eigenvalues reappear as spurious copies.
 
 use ndarray::{Array1, Array2, ArrayView1, s};
@@ -207,7 +208,7 @@ impl LanczosBasis {
         self.beta.last().copied().unwrap_or(0.0)
     }
 
-    /// One step: w = H qⱼ, orthogonalised twice against q₀…qⱼ; returns whether the space is
+    /// One step: w = H qⱼ, orthogonalised (once or twice) against q₀…qⱼ; returns whether the space is
     /// invariant (‖w‖ negligible), in which case no further step is possible.
     pub(crate) fn step(&mut self, op: &dyn SymmetricOperator) -> Result<bool> {
         let j = self.alpha.len();
@@ -217,14 +218,26 @@ impl LanczosBasis {
         }
         let alpha = self.q.row(j).dot(&w);
         let hnorm = w.dot(&w).sqrt();
-        // Two passes of classical Gram-Schmidt against the whole basis ("twice is enough").
+        // Classical Gram-Schmidt against the whole basis, repeated only when the first pass
+        // cancelled most of w (‖w‖ fell below 1/√2 of its size: the DGKS criterion) — "twice is
+        // enough", and once is enough when little cancels. Each pass is two GEMVs.
+        // First the three-term recurrence w −= αqⱼ + βⱼ₋₁qⱼ₋₁ (the big components), so the
+        // reorthogonalisation only removes rounding-level ones and rarely needs a second pass.
+        w.scaled_add(-alpha, &self.q.row(j));
+        if j > 0 {
+            w.scaled_add(-self.beta[j - 1], &self.q.row(j - 1));
+        }
         let basis = self.q.slice(s![0..=j, ..]);
         let mut c = Array2::zeros((1, j + 1));
         for _ in 0..2 {
+            let before = w.dot(&w).sqrt();
             let wv = w.view().insert_axis(ndarray::Axis(0));
             gemm_into(c.view_mut(), false, 1.0, wv, basis.t())?;
             let mut wm = w.view_mut().insert_axis(ndarray::Axis(0));
             gemm_into(wm.view_mut(), true, -1.0, c.view(), basis)?;
+            if w.dot(&w).sqrt() > std::f64::consts::FRAC_1_SQRT_2 * before {
+                break;
+            }
         }
         let beta = w.dot(&w).sqrt();
         self.alpha.push(alpha);
