@@ -341,8 +341,9 @@ def main():
             seen += lines[0]["rows"]
             results += lines[1:]
         load_start, waited = head["load_start"], head["waited_s"]
+        busy = [a["load"] for a in results if a.get("load", 0.0) >= args.load_threshold]
+        args.rounds = 1 + max((a.get("round", 0) for a in results), default=0)  # rounds completed
         head["rows"] = [r for r in R.ALL if r in seen]
-        args.rounds = head["rounds"]
         head_date = head.get("date")
         impls = head["impls"]
         row_ids = [r for r in head["rows"]]
