@@ -338,29 +338,8 @@ fn mm2<T: Scalar>(c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>, b: ArrayView2<'
         return Ok(());
     }
     let r = gemm_into(c, false, T::one(), a, b);
-    clear_upper_simd_state();
+    crate::tensor::clear_upper_simd_state();
     r
-}
-
-/// faer's AVX-512 micro-kernels can return with the upper SIMD register halves dirty; the
-/// scalar libm code that follows (exp, tanh …) then runs many times slower (the SSE/AVX
-/// transition penalty). `vzeroupper` restores the clean state (measured: see the bench notes).
-#[inline]
-fn clear_upper_simd_state() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx") {
-            // SAFETY: AVX is available (checked above); vzeroupper only clears upper halves of
-            // vector registers, which hold no live values between Rust statements.
-            unsafe { zero_upper() }
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn zero_upper() {
-    std::arch::x86_64::_mm256_zeroupper();
 }
 
 /// `op(a)·op(b)` (see [`super::op::Op::MatMul`]).

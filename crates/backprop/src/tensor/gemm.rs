@@ -42,12 +42,35 @@ pub fn gemm_into<T: Scalar>(
         return Ok(());
     }
     let par = if 2 * m * n * k >= PARALLEL_FLOP { faer::Par::rayon(0) } else { faer::Par::Seq };
-    let s = c.strides().to_vec();
+    let (rs, cs) = (c.strides()[0], c.strides()[1]);
     // SAFETY: `c` is an exclusive view; pointer, dims and strides are its own.
-    let dst = unsafe { faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, s[0], s[1]) };
+    let dst = unsafe { faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, rs, cs) };
     let accum = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
     faer::linalg::matmul::matmul(dst, accum, as_faer(&a), as_faer(&b), alpha, par);
+    clear_upper_simd_state();
     Ok(())
+}
+
+/// faer's AVX-512 micro-kernels can return with the upper halves of the vector registers dirty;
+/// the scalar libm code that follows (exp, tanh …) then runs up to ~10× slower (the SSE/AVX
+/// transition penalty, measured in the autodiff bench: a tanh MLP gradient went from 45 ms to
+/// 3–6 ms). `vzeroupper` restores the clean state; every GEMM caller gets it.
+#[inline]
+pub fn clear_upper_simd_state() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX is available (checked above); vzeroupper only clears the upper halves
+            // of vector registers, which hold no live values between Rust statements.
+            unsafe { zero_upper() }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
 }
 
 /// `a·b` as a new row-major matrix.

@@ -5,5 +5,5 @@
 mod gemm;
 mod scalar;
 
-pub use gemm::{gemm, gemm_into};
+pub use gemm::{clear_upper_simd_state, gemm, gemm_into};
 pub use scalar::{DType, Scalar};
