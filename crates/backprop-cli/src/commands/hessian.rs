@@ -47,6 +47,10 @@ pub struct Args {
     /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
     #[arg(long)]
     pub target: Option<String>,
+    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
+    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
+    #[arg(long, value_name = "A,B,…")]
+    pub classes: Option<String>,
     /// Which parameters: `weights` (the notebook's convention) or `all` (weights and biases).
     #[arg(long, default_value = "weights")]
     pub params: ParamSelection,
@@ -96,6 +100,7 @@ pub fn load_model_and_data(
     model: &Path,
     data: &str,
     target: Option<&str>,
+    classes: Option<&str>,
     loss: Option<Loss>,
 ) -> Result<ModelData> {
     let (any, config) = load_model(model)?;
@@ -105,10 +110,16 @@ pub fn load_model_and_data(
     } else if let Some(names) = &config.target_names {
         opts = opts.targets(names.iter().cloned());
     }
-    if let Some(classes) = &config.classes {
-        opts = opts.class_order(classes.iter().cloned());
+    match (classes, &config.classes) {
+        (Some(_), _) => opts = opts.classes(),
+        (None, Some(order)) => opts = opts.class_order(order.iter().cloned()),
+        (None, None) => {}
     }
     let mut ds = load::<f64>(data, &opts).with_context(|| format!("loading --data {data}"))?;
+    if let Some(c) = classes {
+        let names: Vec<&str> = c.split(',').map(str::trim).collect();
+        ds = ds.select_classes(&names)?;
+    }
     if ds.x.ncols() != any.inputs() {
         bail!(
             "the model takes {} inputs but --data {data} has {} feature columns ({})",
@@ -132,7 +143,13 @@ pub fn load_model_and_data(
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let md = load_model_and_data(&args.model, &args.data, args.target.as_deref(), args.loss)?;
+    let md = load_model_and_data(
+        &args.model,
+        &args.data,
+        args.target.as_deref(),
+        args.classes.as_deref(),
+        args.loss,
+    )?;
     let obj = MlpObjective::new(&md.model, md.x.view(), md.y.view(), md.loss)?.params(args.params);
     let n = obj.dim();
     let w = obj.initial();

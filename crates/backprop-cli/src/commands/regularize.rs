@@ -45,6 +45,10 @@ pub struct Args {
     /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
     #[arg(long)]
     pub target: Option<String>,
+    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
+    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
+    #[arg(long, value_name = "A,B,…")]
+    pub classes: Option<String>,
     /// Penalty strengths μ, comma-separated, each > 0.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub mu: Vec<f64>,
@@ -75,7 +79,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
             bail!("invalid --mu: every μ must be a finite number > 0, got {m}");
         }
     }
-    let md = load_model_and_data(&args.model, &args.data, args.target.as_deref(), args.loss)?;
+    let md = load_model_and_data(
+        &args.model,
+        &args.data,
+        args.target.as_deref(),
+        args.classes.as_deref(),
+        args.loss,
+    )?;
     let n_all = md.model.num_params(ParamSelection::All);
     if n_all > MAX_PARAMS {
         bail!(
