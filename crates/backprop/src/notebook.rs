@@ -312,10 +312,14 @@ pub fn batch_backpropagation(
     let y_hat = sigmoid(&z_2);
     let inv_n = 1.0 / n as f64;
     let loss = (&y_hat - &y).mapv(|r| 0.5 * r * r).sum() * inv_n;
+    // σ'(z) = σ(z)(1 − σ(z)) from the saved outputs: no second exp per element (a callgrind
+    // profile had half of this function in libm `exp`). Where σ rounds to 1 the true σ' is below
+    // 1e-16, so the absolute error stays at rounding level.
+    let dsig = |s: &f64| s * (1.0 - s);
     // δ⁽²⁾ₛ = (ŷₛ − yₛ) σ'(z⁽²⁾ₛ) / n: the 1/n of the mean folded in once.
-    let delta_2 = (&y_hat - &y) * grad_sigmoid(&z_2) * inv_n;
+    let delta_2 = (&y_hat - &y) * y_hat.map(dsig) * inv_n;
     // δ⁽¹⁾ₛⱼ = δ⁽²⁾ₛ w⁽²⁾ⱼ σ'(z⁽¹⁾ₛⱼ)
-    let delta_1 = &delta_2.view().insert_axis(Axis(1)) * &w.w_2 * grad_sigmoid(&z_1);
+    let delta_1 = &delta_2.view().insert_axis(Axis(1)) * &w.w_2 * x_1.map(dsig);
     let gradients = Gradients {
         w_1: x.t().dot(&delta_1),
         w_2: x_1.t().dot(&delta_2),
