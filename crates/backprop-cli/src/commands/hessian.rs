@@ -1,6 +1,6 @@
 //! `backprop hessian`: the exact Hessian of a trained model's loss on a dataset, and its spectrum.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -38,25 +38,12 @@ as in training.",
 backprop hessian --model runs/wine --data wine.csv --target quality --params all --json | jq .eigenvalues[0]"
 )]
 pub struct Args {
-    /// The model directory (model.safetensors + config.json).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The data: a built-in name (iris, wine, breast_cancer, digits) or a .csv/.npy/.npz file.
-    #[arg(long)]
-    pub data: String,
-    /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
-    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
-    #[arg(long, value_name = "A,B,…")]
-    pub classes: Option<String>,
+    /// The model, the data and the loss.
+    #[command(flatten)]
+    pub input: ModelDataArgs,
     /// Which parameters: `weights` (the notebook's convention) or `all` (weights and biases).
     #[arg(long, default_value = "weights")]
     pub params: ParamSelection,
-    /// The loss (default: the one saved with the model).
-    #[arg(long)]
-    pub loss: Option<Loss>,
     /// `hessian`, or `gauss-newton` for the positive semi-definite generalised Gauss-Newton matrix.
     #[arg(long, default_value = "hessian", value_parser = parse_curvature)]
     pub curvature: Curvature,
@@ -95,14 +82,31 @@ pub struct ModelData {
     pub loss: Loss,
 }
 
+/// The options `hessian` and `regularize` share: which model, on which data, with which loss.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ModelDataArgs {
+    /// The model directory (model.safetensors + config.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The data: a built-in name (iris, wine, breast_cancer, digits) or a .csv/.npy/.npz file.
+    #[arg(long)]
+    pub data: String,
+    /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
+    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
+    #[arg(long, value_name = "A,B,…")]
+    pub classes: Option<String>,
+    /// The loss (default: the one saved with the model).
+    #[arg(long)]
+    pub loss: Option<Loss>,
+}
+
 /// Loads `--model` and `--data` the way training saw them.
-pub fn load_model_and_data(
-    model: &Path,
-    data: &str,
-    target: Option<&str>,
-    classes: Option<&str>,
-    loss: Option<Loss>,
-) -> Result<ModelData> {
+pub fn load_model_and_data(args: &ModelDataArgs) -> Result<ModelData> {
+    let (model, data, target, classes, loss) =
+        (&args.model, args.data.as_str(), args.target.as_deref(), args.classes.as_deref(), args.loss);
     let (any, config) = load_model(model)?;
     let mut opts = LoadOptions::new();
     if let Some(t) = target {
@@ -143,13 +147,7 @@ pub fn load_model_and_data(
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let md = load_model_and_data(
-        &args.model,
-        &args.data,
-        args.target.as_deref(),
-        args.classes.as_deref(),
-        args.loss,
-    )?;
+    let md = load_model_and_data(&args.input)?;
     let obj = MlpObjective::new(&md.model, md.x.view(), md.y.view(), md.loss)?.params(args.params);
     let n = obj.dim();
     let w = obj.initial();

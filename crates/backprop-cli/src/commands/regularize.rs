@@ -11,7 +11,7 @@ use backprop::nn::{Loss, ParamSelection};
 use ndarray::Array2;
 use serde_json::json;
 
-use super::hessian::{load_model_and_data, parse_curvature};
+use super::hessian::{ModelDataArgs, load_model_and_data, parse_curvature};
 use crate::plot::Chart;
 
 /// The minimiser forms dense Hessians of all parameters: above this it would take too long.
@@ -36,28 +36,15 @@ relative_error_gauss_newton uses the positive semi-definite Gauss-Newton matrix 
 backprop regularize --model runs/iris --data iris --mu 0.01 --json | jq '.results[0].relative_error'"
 )]
 pub struct Args {
-    /// The model directory (model.safetensors + config.json).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The data: a built-in name (iris, wine, breast_cancer, digits) or a .csv/.npy/.npz file.
-    #[arg(long)]
-    pub data: String,
-    /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
-    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
-    #[arg(long, value_name = "A,B,…")]
-    pub classes: Option<String>,
+    /// The model, the data and the loss.
+    #[command(flatten)]
+    pub input: ModelDataArgs,
     /// Penalty strengths μ, comma-separated, each > 0.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub mu: Vec<f64>,
     /// Which parameters the spectral analysis covers: `weights` (the notebook) or `all`.
     #[arg(long, default_value = "weights")]
     pub params: ParamSelection,
-    /// The loss (default: the one saved with the model).
-    #[arg(long)]
-    pub loss: Option<Loss>,
     /// The curvature of the prediction: `hessian` or `gauss-newton` (positive semi-definite).
     #[arg(long, default_value = "hessian", value_parser = parse_curvature)]
     pub curvature: Curvature,
@@ -79,13 +66,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             bail!("invalid --mu: every μ must be a finite number > 0, got {m}");
         }
     }
-    let md = load_model_and_data(
-        &args.model,
-        &args.data,
-        args.target.as_deref(),
-        args.classes.as_deref(),
-        args.loss,
-    )?;
+    let md = load_model_and_data(&args.input)?;
     let n_all = md.model.num_params(ParamSelection::All);
     if n_all > MAX_PARAMS {
         bail!(
