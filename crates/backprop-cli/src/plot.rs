@@ -75,6 +75,8 @@ pub enum Marker {
     Triangle,
     /// Diagonal cross.
     Cross,
+    /// Hollow circle (measurements drawn over a prediction, or a second sign).
+    Ring,
 }
 
 /// One named series of (x, y) points.
@@ -88,6 +90,19 @@ pub struct Series {
     pub style: Style,
     /// Its colour; `None` takes the next palette colour.
     pub color: Option<RGBColor>,
+}
+
+impl Series {
+    /// A series drawn in `style`, coloured by the palette in order.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>, style: Style) -> Self {
+        Series { name: name.into(), points, style, color: None }
+    }
+
+    /// Palette colour `i` (wrapping): series that belong together share a colour.
+    pub fn color(mut self, i: usize) -> Self {
+        self.color = Some(PALETTE[i % PALETTE.len()]);
+        self
+    }
 }
 
 /// Where the legend goes.
@@ -129,6 +144,8 @@ pub struct Chart {
     pub integer_x: bool,
     /// Legend position.
     pub legend: Legend,
+    /// A fixed y range (in data units) instead of the data's own (e.g. 0..1 for a factor).
+    pub y_range: Option<(f64, f64)>,
     /// Image size in pixels (PNG) or user units (SVG).
     pub size: (u32, u32),
 }
@@ -147,8 +164,21 @@ impl Chart {
             diagonal: false,
             integer_x: false,
             legend: Legend::Auto,
+            y_range: None,
             size: SIZE,
         }
+    }
+
+    /// Adds a series.
+    pub fn series(mut self, s: Series) -> Self {
+        self.series.push(s);
+        self
+    }
+
+    /// Fixes the y range (data units; both ends > 0 on a log axis).
+    pub fn y_range(mut self, lo: f64, hi: f64) -> Self {
+        self.y_range = Some((lo, hi));
+        self
     }
 
     /// Adds a series drawn as a line.
@@ -158,18 +188,12 @@ impl Chart {
 
     /// Adds a series drawn in the given style.
     pub fn series_styled(
-        mut self,
+        self,
         name: impl Into<String>,
         points: impl IntoIterator<Item = (f64, f64)>,
         style: Style,
     ) -> Self {
-        self.series.push(Series {
-            name: name.into(),
-            points: points.into_iter().collect(),
-            style,
-            color: None,
-        });
-        self
+        self.series(Series::new(name, points.into_iter().collect(), style))
     }
 
     /// Logarithmic y axis.
@@ -375,6 +399,9 @@ impl Chart {
         } else {
             (padded(all.iter().map(|p| p.0)), padded(all.iter().map(|p| p.1)))
         };
+        if let Some((lo, hi)) = self.y_range.filter(|&(lo, hi)| ty(lo) < ty(hi)) {
+            yr = (ty(lo), ty(hi));
+        }
         if self.diagonal {
             let lo = xr.0.min(yr.0);
             let hi = xr.1.max(yr.1);
@@ -487,6 +514,7 @@ impl Chart {
                         Marker::Circle => marked!(Circle, with_line, 0, color.filled()),
                         Marker::Triangle => marked!(TriangleMarker, with_line, 2, color.filled()),
                         Marker::Cross => marked!(Cross, with_line, 0, color.stroke_width(2)),
+                        Marker::Ring => marked!(Circle, with_line, 1, color.stroke_width(2)),
                     }
                 }
             }

@@ -1,11 +1,9 @@
 //! `backprop explain`: the notebook network's backward pass, step by step — every node's value
 //! and adjoint from the engine, next to the δ terms of the hand derivation.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use backprop::autodiff::{Tape, notebook_network, summarize};
 use backprop::notebook::{self, Weights};
 use ndarray::{Array1, ArrayD};
@@ -25,24 +23,6 @@ pub struct Args {
     /// The target y (default: the notebook's 1).
     #[arg(long, allow_hyphen_values = true)]
     pub y: Option<f64>,
-}
-
-/// Writes `contents` to `path` atomically: a temporary file beside it, fsync, rename.
-fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(backprop::Error::io(path, e).into());
-    }
-    Ok(())
 }
 
 fn max_diff(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
@@ -75,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let worst = rows.iter().map(|(_, _, h, e)| max_diff(h, e)).fold(0.0, f64::max);
     let dot_written = match &args.dot {
         Some(path) => {
-            write_atomic(path, tape.to_dot(Some(net.loss))?.as_bytes())?;
+            backprop::io::atomic_write(path, tape.to_dot(Some(net.loss))?.as_bytes())?;
             Some(path.display().to_string())
         }
         None => None,

@@ -6,17 +6,16 @@
 //! `report.html` embeds its figures as `data:` URIs (and links the files), `report.md` links the
 //! PNGs, `report.json` holds the numbers.
 
-mod fs;
 mod html;
 mod markdown;
-pub mod plot;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use fs::write_atomic;
-pub use plot::{Chart, Legend, Mark, Series};
+use backprop::io::atomic_write;
+
+use crate::plot::Chart;
 
 /// A whole report.
 #[derive(Clone, Debug, Default)]
@@ -206,29 +205,30 @@ pub fn write(dir: &Path, doc: &Document, json: &serde_json::Value) -> anyhow::Re
     let mut figures = Vec::new();
     let mut svgs = Vec::new();
     for fig in doc.figures() {
-        let svg = fig.chart.svg()?;
+        let svg = fig.chart.svg_string()?;
         let svg_path = dir.join(format!("{}.svg", fig.name));
-        write_atomic(&svg_path, svg.as_bytes())?;
+        atomic_write(&svg_path, svg.as_bytes())?;
         let png_path = dir.join(format!("{}.png", fig.name));
-        fs::write_atomic_with(&png_path, |tmp| fig.chart.png(tmp))?;
+        atomic_write(&png_path, &fig.chart.png_bytes()?)?;
         figures.push(png_path);
         figures.push(svg_path);
         svgs.push((fig.name.clone(), svg));
     }
     let html_path = dir.join("report.html");
-    write_atomic(&html_path, html::render(doc, &svgs).as_bytes())?;
+    atomic_write(&html_path, html::render(doc, &svgs).as_bytes())?;
     let md_path = dir.join("report.md");
-    write_atomic(&md_path, markdown::render(doc).as_bytes())?;
+    atomic_write(&md_path, markdown::render(doc).as_bytes())?;
     let json_path = dir.join("report.json");
     let mut text = serde_json::to_string_pretty(json)?;
     text.push('\n');
-    write_atomic(&json_path, text.as_bytes())?;
+    atomic_write(&json_path, text.as_bytes())?;
     Ok(Written { dir: dir.to_path_buf(), html: html_path, markdown: md_path, json: json_path, figures })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plot::{Series, Style};
 
     fn sample() -> Document {
         let mut s = Section::new("Checks & <tables>");
@@ -239,12 +239,10 @@ mod tests {
         s.block(Block::Figure(Figure {
             name: "curve".into(),
             caption: "a curve".into(),
-            chart: Chart::new("A curve", "x (1)", "y (1)").series(Series::new(
-                "y = x²",
-                (0..10).map(|i| (i as f64, (i * i) as f64)).collect(),
-                Mark::Line,
-                0,
-            )),
+            chart: Chart::new("A curve", "x (1)", "y (1)").series(
+                Series::new("y = x²", (0..10).map(|i| (i as f64, (i * i) as f64)).collect(), Style::Line)
+                    .color(0),
+            ),
         }));
         Document {
             title: "Test report".into(),

@@ -10,7 +10,8 @@ use serde_json::json;
 use super::Step;
 use super::format::{num, sci};
 use super::training::Trained;
-use crate::report::{Block, Chart, Check, Figure, Legend, Mark, Section, Series, Table};
+use crate::plot::{Chart, Legend, Marker, Series, Style};
+use crate::report::{Block, Check, Figure, Section, Table};
 
 /// The penalty strengths analysed: six decades around the Hessian's eigenvalues.
 pub const MUS: [f64; 6] = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0];
@@ -269,22 +270,33 @@ pub fn run(t: &Trained) -> anyhow::Result<Step> {
         "eigenvalue index i (1 = largest)",
         "|λ| (loss per unit² of weight, log scale)",
     )
-    .y_log()
-    .series(Series::new(
-        "H0 = H + μ0·I at the strict minimum w*0 (all λ > 0)",
-        series(&base.eigenvalues, 1.0),
-        Mark::LineDots,
-        0,
-    ))
-    .series(Series::new("H at the gradient-descent point, λ > 0", series(eig, 1.0), Mark::Dots, 1));
+    .log_y()
+    .series(
+        Series::new(
+            "H0 = H + μ0·I at the strict minimum w*0 (all λ > 0)",
+            series(&base.eigenvalues, 1.0),
+            Style::LinePoints(Marker::Circle),
+        )
+        .color(0),
+    )
+    .series(
+        Series::new(
+            "H at the gradient-descent point, λ > 0",
+            series(eig, 1.0),
+            Style::Points(Marker::Circle),
+        )
+        .color(1),
+    );
     let neg = series(eig, -1.0);
     if !neg.is_empty() {
-        spectrum = spectrum.series(Series::new(
-            "H at the gradient-descent point, λ < 0 (|λ| shown)",
-            neg,
-            Mark::Rings,
-            3,
-        ));
+        spectrum = spectrum.series(
+            Series::new(
+                "H at the gradient-descent point, λ < 0 (|λ| shown)",
+                neg,
+                Style::Points(Marker::Ring),
+            )
+            .color(3),
+        );
     }
     let cond0 = base.eigenvalues[0] / base.eigenvalues.last().copied().unwrap_or(f64::NAN);
     s.block(Block::Figure(Figure {
@@ -476,7 +488,7 @@ fn base_blocks(s: &mut Section, b: &BaseAnalysis) {
         "eigenvalue λ of H0 = H + μ0·I at w*0 (log scale)",
         "shrinkage factor (q·w_μ) / (q·w*0) along eigenvector q",
     )
-    .x_log()
+    .log_x()
     .legend(Legend::UpperLeft);
     // Room for every measured ratio, at least the predicted factors' [0, 1].
     let plotted = |r: &&MuRow| [1e-4, 1e-3, 1e-2].iter().any(|v| (r.mu / v - 1.0).abs() < 1e-9);
@@ -490,9 +502,13 @@ fn base_blocks(s: &mut Section, b: &BaseAnalysis) {
                 (lam, lam / (lam + r.mu))
             })
             .collect();
-        chart = chart.series(Series::new(format!("predicted, μ = {}", sci(r.mu, 0)), curve, Mark::Line, k));
+        chart = chart
+            .series(Series::new(format!("predicted, μ = {}", sci(r.mu, 0)), curve, Style::Line).color(k));
         let meas: Vec<(f64, f64)> = r.directions.iter().filter_map(|(l, _, m)| m.map(|m| (*l, m))).collect();
-        chart = chart.series(Series::new(format!("measured, μ = {}", sci(r.mu, 0)), meas, Mark::Rings, k));
+        chart = chart.series(
+            Series::new(format!("measured, μ = {}", sci(r.mu, 0)), meas, Style::Points(Marker::Ring))
+                .color(k),
+        );
     }
     s.block(Block::Figure(Figure {
         name: "shrinkage".into(),
@@ -523,21 +539,25 @@ fn base_blocks(s: &mut Section, b: &BaseAnalysis) {
         "extra penalty μ on top of μ0 = 1e-3 (log scale)",
         "relative error ‖predicted − measured‖ / ‖measured‖",
     )
-    .x_log()
-    .y_log()
+    .log_x()
+    .log_y()
     .legend(Legend::UpperLeft)
-    .series(Series::new(
-        "notebook formula (biases held at w*0)",
-        b.rows.iter().map(|r| (r.mu, r.rel_error)).collect(),
-        Mark::LineDots,
-        0,
-    ))
-    .series(Series::new(
-        "joint prediction (biases free)",
-        b.rows.iter().map(|r| (r.mu, r.rel_error_joint)).collect(),
-        Mark::LineDots,
-        1,
-    ));
+    .series(
+        Series::new(
+            "notebook formula (biases held at w*0)",
+            b.rows.iter().map(|r| (r.mu, r.rel_error)).collect(),
+            Style::LinePoints(Marker::Circle),
+        )
+        .color(0),
+    )
+    .series(
+        Series::new(
+            "joint prediction (biases free)",
+            b.rows.iter().map(|r| (r.mu, r.rel_error_joint)).collect(),
+            Style::LinePoints(Marker::Circle),
+        )
+        .color(1),
+    );
     s.block(Block::Figure(Figure {
         name: "error_vs_mu".into(),
         caption: "Distance between predicted and measured regularised weights against μ (log–log). The prediction is \

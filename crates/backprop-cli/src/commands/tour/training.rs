@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::Step;
 use super::format::{num, pct, sci};
-use crate::report::{Block, Chart, Check, Figure, Legend, Mark, Section, Series, Table};
+use crate::plot::{Chart, Legend, Series, Style};
+use crate::report::{Block, Check, Figure, Section, Table};
 
 /// The run's settings; fixed so that every tour is the same experiment.
 #[derive(Clone, Copy, Debug)]
@@ -159,20 +160,20 @@ pub fn run(cfg: Config, show_progress: bool) -> anyhow::Result<(Step, Trained)> 
             "epoch",
             "loss ½(ŷ − y)², mean over samples",
         )
-        .x_log()
-        .y_log()
-        .series(Series::new("train", pts(&loss_of, &hist.train), Mark::Line, 0))
-        .series(Series::new("held-out", pts(&loss_of, &hist.held_out), Mark::Line, 1)),
+        .log_x()
+        .log_y()
+        .series(Series::new("train", pts(&loss_of, &hist.train), Style::Line).color(0))
+        .series(Series::new("held-out", pts(&loss_of, &hist.held_out), Style::Line).color(1)),
     }));
     s.block(Block::Figure(Figure {
         name: "accuracy".into(),
         caption: "Training and held-out accuracy during gradient descent.".into(),
         chart: Chart::new("Accuracy during training", "epoch", "accuracy (%)")
-            .x_log()
+            .log_x()
             .y_range(40.0, 102.0)
             .legend(Legend::LowerRight)
-            .series(Series::new("train", pts(&acc_of, &hist.train), Mark::Line, 0))
-            .series(Series::new("held-out", pts(&acc_of, &hist.held_out), Mark::Line, 1)),
+            .series(Series::new("train", pts(&acc_of, &hist.train), Style::Line).color(0))
+            .series(Series::new("held-out", pts(&acc_of, &hist.held_out), Style::Line).color(1)),
     }));
     let (best_epoch, best_ho) =
         hist.epoch.iter().zip(&hist.held_out).fold((0usize, f64::INFINITY), |(be, bl), (&e, m)| {
