@@ -38,7 +38,7 @@ fn eval<T: Scalar>(
     config: &ModelConfig,
 ) -> Result<(backprop::nn::Metrics, usize, Loss)> {
     let loss = model_loss(args.loss, config, &args.model)?;
-    let d = load_for_model::<T>(&args.data, m, config, loss)?;
+    let d = load_for_model::<T>(&args.data, m.inputs(), config, loss)?;
     Ok((m.evaluate(loss, d.x.view(), d.y.view(), args.batch)?, d.len(), loss))
 }
 

@@ -34,7 +34,7 @@ pub struct Args {
 
 fn grad<T: Scalar>(args: &Args, m: &Mlp<T>, config: &ModelConfig) -> Result<serde_json::Value> {
     let loss = model_loss(args.loss, config, &args.model)?;
-    let d = load_for_model::<T>(&args.data, m, config, loss)?;
+    let d = load_for_model::<T>(&args.data, m.inputs(), config, loss)?;
     let (mut value, mut g) = m.loss_and_grad(loss, d.x.view(), d.y.view())?;
     let penalty = backprop::optim::Penalty::l2(args.l2);
     penalty.validate()?;

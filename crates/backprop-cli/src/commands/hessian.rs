@@ -3,16 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use backprop::curvature::{
     Curvature, Lanczos, MlpObjective, Objective, SymmetricOperator, eigh, hutchinson_trace,
 };
-use backprop::data::{LoadOptions, load};
-use backprop::io::{load_model, write_json, write_npy};
-use backprop::nn::{Loss, Mlp, ParamSelection};
+use backprop::io::{write_json, write_npy};
+use backprop::nn::ParamSelection;
 use ndarray::{Array1, Array2};
 use serde_json::json;
 
+use super::model_data::{ModelDataArgs, load_model_and_data};
 use crate::plot::Chart;
 
 /// Above this many parameters the dense Hessian is not formed unless `--full` is given.
@@ -68,81 +68,6 @@ pub fn parse_curvature(s: &str) -> std::result::Result<Curvature, String> {
         "gauss-newton" | "gauss_newton" | "ggn" => Ok(Curvature::GaussNewton),
         other => Err(format!("`{other}` is not one of hessian, gauss-newton")),
     }
-}
-
-/// A model with the data it is evaluated on, standardised as in training.
-pub struct ModelData {
-    /// The network, in f64.
-    pub model: Mlp<f64>,
-    /// Standardised inputs.
-    pub x: Array2<f64>,
-    /// Targets (standardised when the model predicts standardised targets).
-    pub y: Array2<f64>,
-    /// The loss.
-    pub loss: Loss,
-}
-
-/// The options `hessian` and `regularize` share: which model, on which data, with which loss.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ModelDataArgs {
-    /// The model directory (model.safetensors + config.json).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The data: a built-in name (iris, wine, breast_cancer, digits) or a .csv/.npy/.npz file.
-    #[arg(long)]
-    pub data: String,
-    /// Target column(s), comma-separated (default: the model's saved target names, else the last column).
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Keep only these classes, re-indexed 0.. in this order, as in `train --classes`
-    /// (e.g. `versicolor,virginica`: the notebook's binary iris task).
-    #[arg(long, value_name = "A,B,…")]
-    pub classes: Option<String>,
-    /// The loss (default: the one saved with the model).
-    #[arg(long)]
-    pub loss: Option<Loss>,
-}
-
-/// Loads `--model` and `--data` the way training saw them.
-pub fn load_model_and_data(args: &ModelDataArgs) -> Result<ModelData> {
-    let (model, data, target, classes, loss) =
-        (&args.model, args.data.as_str(), args.target.as_deref(), args.classes.as_deref(), args.loss);
-    let (any, config) = load_model(model)?;
-    let mut opts = LoadOptions::new();
-    if let Some(t) = target {
-        opts = opts.target_list(t);
-    } else if let Some(names) = &config.target_names {
-        opts = opts.targets(names.iter().cloned());
-    }
-    match (classes, &config.classes) {
-        (Some(_), _) => opts = opts.classes(),
-        (None, Some(order)) => opts = opts.class_order(order.iter().cloned()),
-        (None, None) => {}
-    }
-    let mut ds = load::<f64>(data, &opts).with_context(|| format!("loading --data {data}"))?;
-    if let Some(c) = classes {
-        let names: Vec<&str> = c.split(',').map(str::trim).collect();
-        ds = ds.select_classes(&names)?;
-    }
-    if ds.x.ncols() != any.inputs() {
-        bail!(
-            "the model takes {} inputs but --data {data} has {} feature columns ({})",
-            any.inputs(),
-            ds.x.ncols(),
-            ds.feature_names.join(", ")
-        );
-    }
-    if let Some(norm) = &config.normalization {
-        norm.apply(&mut ds.x).context("applying the model's input normalisation")?;
-    }
-    if let Some(norm) = &config.target_normalization {
-        norm.apply(&mut ds.y).context("applying the model's target normalisation")?;
-    }
-    let loss = match (loss, config.loss) {
-        (Some(l), _) | (None, Some(l)) => l,
-        (None, None) => bail!("the model's config.json names no loss; pass --loss"),
-    };
-    Ok(ModelData { model: any.to_f64(), x: ds.x, y: ds.y, loss })
 }
 
 /// Runs the command.

@@ -11,7 +11,8 @@ use backprop::nn::{Loss, ParamSelection};
 use ndarray::Array2;
 use serde_json::json;
 
-use super::hessian::{ModelDataArgs, load_model_and_data, parse_curvature};
+use super::hessian::parse_curvature;
+use super::model_data::{ModelDataArgs, load_model_and_data};
 use crate::plot::Chart;
 
 /// The minimiser forms dense Hessians of all parameters: above this it would take too long.

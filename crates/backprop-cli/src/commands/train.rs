@@ -224,8 +224,7 @@ fn train<T: Scalar>(args: &Args, base: Option<(AnyMlp, ModelConfig)>) -> Result<
         .or(resumed.as_ref().map(|s| s.config.loss))
         .or(base_config.as_ref().and_then(|c| c.loss))
         .context("pass --loss (squared_error, mse, bce, cross_entropy)")?;
-    let data: Dataset<T> =
-        args.data.load(Some(loss), base_config.as_ref().and_then(|c| c.classes.as_deref()))?;
+    let data: Dataset<T> = args.data.load(Some(loss), base_config.as_ref())?;
     let (mut train, mut val) = if args.val_split > 0.0 {
         let (t, v) = data.split(args.val_split, args.seed)?;
         (t, Some(v))
