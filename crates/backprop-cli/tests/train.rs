@@ -303,3 +303,53 @@ fn resume_after_sigkill_is_bit_identical_to_an_uninterrupted_run() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn commands_on_a_saved_model_read_its_target_column_without_being_told() {
+    // The target sits in the middle of the table: without the saved target name, eval, grad and
+    // hessian would take the last column as the target and find the wrong feature count.
+    let dir = tmp("target");
+    let csv = dir.join("data.csv");
+    let mut text = String::from("a,b,y,c\n");
+    for i in 0..40 {
+        let (a, b, c) = (i as f64 / 40.0, ((i * 7) % 11) as f64 / 11.0, ((i * 3) % 5) as f64 / 5.0);
+        text.push_str(&format!("{a},{b},{},{c}\n", a - 0.5 * b + 0.25 * c));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.join("run");
+    ok(&backprop(&[
+        "train",
+        "--data",
+        s(&csv),
+        "--target",
+        "y",
+        "--layers",
+        "3,4,1",
+        "--activation",
+        "tanh",
+        "--output-activation",
+        "identity",
+        "--loss",
+        "mse",
+        "--epochs",
+        "5",
+        "--standardize",
+        "--seed",
+        "1",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]));
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut a = vec!["eval", "--model", s(&out), "--data", s(&csv), "--json"];
+        a.extend_from_slice(extra);
+        serde_json::from_str(&ok(&backprop(&a))).unwrap()
+    };
+    assert_eq!(eval(&[])["loss"], eval(&["--target", "y"])["loss"]);
+    ok(&backprop(&["grad", "--model", s(&out), "--data", s(&csv), "--json"]));
+    let h: serde_json::Value =
+        serde_json::from_str(&ok(&backprop(&["hessian", "--model", s(&out), "--data", s(&csv), "--json"])))
+            .unwrap();
+    assert_eq!(h["n_params"], 16);
+    std::fs::remove_dir_all(&dir).ok();
+}
