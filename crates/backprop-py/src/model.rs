@@ -14,7 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use backprop::curvature::{Curvature, MlpObjective, Objective, ShrinkageAnalysis, eigh as library_eigh};
+use backprop::curvature::{
+    Curvature, Lanczos, MlpObjective, Objective, ShrinkageAnalysis, Slq, eigh as library_eigh,
+    hutchinson_trace,
+};
 use backprop::io::{ModelConfig, load_model};
 use backprop::nn::{Activation, AnyMlp, Init, Loss, Mlp, MlpBuilder, ParamSelection};
 use backprop::optim::OptimizerConfig;
@@ -601,6 +604,131 @@ impl PyMlp {
             entry.set_item("predicted", r.predicted.clone().into_pyarray(py))?;
             entry.set_item("measured", r.measured.clone().into_pyarray(py))?;
         }
+        Ok(out)
+    }
+
+    /// eigenvalues(x, y, top=10, bottom=0, *, loss=None, params="weights", curvature="hessian", tol=1e-8, max_steps=300, seed=0, vectors=False) -> dict
+    ///
+    /// Extreme eigenvalues of the Hessian (or GGN) without forming it: Lanczos with full
+    /// reorthogonalisation on Hessian-vector products, for models too large for ``hessian``.
+    /// Returns ``top`` (decreasing) and ``bottom`` (increasing) Ritz values with their residual
+    /// norms ‖Hx − θx‖ (``top_residuals``, ``bottom_residuals``), ``steps`` (= HVPs) and
+    /// ``converged`` (every residual ≤ tol·max|θ|); with ``vectors=True`` also
+    /// ``top_vectors`` / ``bottom_vectors``, unit Ritz vectors one per column.
+    #[pyo3(signature = (x, y, top=10, bottom=0, *, loss=None, params="weights", curvature="hessian", tol=1e-8, max_steps=300, seed=0, vectors=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn eigenvalues<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        top: usize,
+        bottom: usize,
+        loss: Option<&str>,
+        params: &str,
+        curvature: &str,
+        tol: f64,
+        max_steps: usize,
+        seed: u64,
+        vectors: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = parse_curvature(curvature)?;
+        let obj = self.objective(py, x, y, loss, params)?;
+        let lanczos = Lanczos::new()
+            .top(top)
+            .bottom(bottom)
+            .tol(tol)
+            .max_steps(max_steps)
+            .seed(seed)
+            .eigenvectors(vectors);
+        let r = run(py, || {
+            let w = obj.initial();
+            lanczos.run(obj.curvature(w.view(), kind)?.as_ref())
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("top", r.top_values)?;
+        out.set_item("top_residuals", r.top_residuals)?;
+        out.set_item("bottom", r.bottom_values)?;
+        out.set_item("bottom_residuals", r.bottom_residuals)?;
+        out.set_item("steps", r.steps)?;
+        out.set_item("converged", r.converged)?;
+        if let Some(v) = r.top_vectors {
+            out.set_item("top_vectors", v.into_pyarray(py))?;
+        }
+        if let Some(v) = r.bottom_vectors {
+            out.set_item("bottom_vectors", v.into_pyarray(py))?;
+        }
+        Ok(out)
+    }
+
+    /// trace(x, y, probes=100, *, loss=None, params="weights", curvature="hessian", seed=0) -> dict
+    ///
+    /// Hutchinson's estimate of tr(H) = E[zᵀHz] over Rademacher probes z, without forming H:
+    /// ``trace``, ``std_error`` (of the mean) and ``probes``.
+    #[pyo3(signature = (x, y, probes=100, *, loss=None, params="weights", curvature="hessian", seed=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn trace<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        probes: usize,
+        loss: Option<&str>,
+        params: &str,
+        curvature: &str,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = parse_curvature(curvature)?;
+        let obj = self.objective(py, x, y, loss, params)?;
+        let t = run(py, || {
+            let w = obj.initial();
+            hutchinson_trace(obj.curvature(w.view(), kind)?.as_ref(), probes, seed)
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("trace", t.trace)?;
+        out.set_item("std_error", t.std_error)?;
+        out.set_item("probes", t.probes)?;
+        Ok(out)
+    }
+
+    /// spectral_density(x, y, probes=4, steps=60, points=400, bandwidth=None, *, loss=None, params="weights", curvature="hessian", seed=0) -> dict
+    ///
+    /// The eigenvalue density of H by stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017),
+    /// smoothed by a Gaussian of standard deviation ``bandwidth`` (default: from the spectrum's
+    /// range): ``grid`` and ``density`` (numpy arrays; the density integrates to ≈ 1), the
+    /// quadrature ``nodes`` and ``weights``, and the ``bandwidth`` used.
+    #[pyo3(signature = (x, y, probes=4, steps=60, points=400, bandwidth=None, *, loss=None, params="weights", curvature="hessian", seed=0))]
+    #[allow(clippy::too_many_arguments)]
+    fn spectral_density<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        probes: usize,
+        steps: usize,
+        points: usize,
+        bandwidth: Option<f64>,
+        loss: Option<&str>,
+        params: &str,
+        curvature: &str,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = parse_curvature(curvature)?;
+        let obj = self.objective(py, x, y, loss, params)?;
+        let mut slq = Slq::new().probes(probes).steps(steps).points(points).seed(seed);
+        if let Some(b) = bandwidth {
+            slq = slq.bandwidth(b);
+        }
+        let d = run(py, || {
+            let w = obj.initial();
+            slq.run(obj.curvature(w.view(), kind)?.as_ref())
+        })?;
+        let out = PyDict::new(py);
+        out.set_item("grid", Array1::from(d.grid).into_pyarray(py))?;
+        out.set_item("density", Array1::from(d.density).into_pyarray(py))?;
+        out.set_item("nodes", Array1::from(d.nodes).into_pyarray(py))?;
+        out.set_item("weights", Array1::from(d.weights).into_pyarray(py))?;
+        out.set_item("bandwidth", d.bandwidth)?;
         Ok(out)
     }
 

@@ -155,6 +155,24 @@ def test_hvp_equals_hessian_times_vector(data, rng):
         np.testing.assert_allclose(backprop.hvp(m, x, y, vs, params=params), vs @ h, rtol=1e-10, atol=1e-12)
 
 
+def test_matrix_free_spectrum_matches_numpy_on_the_dense_hessian(rng):
+    x = rng.normal(size=(40, 5))
+    y = rng.normal(size=(40, 1))
+    m = Mlp([5, 6, 1], activation="tanh", output_activation="identity", seed=3)
+    lam = np.linalg.eigvalsh(m.hessian(x, y))  # numpy's LAPACK, increasing
+    r = m.eigenvalues(x, y, top=3, bottom=2, vectors=True, max_steps=100)
+    assert r["converged"] and r["steps"] <= len(lam)
+    np.testing.assert_allclose(r["top"], lam[::-1][:3], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(r["bottom"], lam[:2], rtol=1e-8, atol=1e-10)
+    assert max(r["top_residuals"]) < 1e-6 and r["top_vectors"].shape == (len(lam), 3)
+    t = m.trace(x, y, probes=400, seed=1)
+    assert abs(t["trace"] - lam.sum()) < 5 * t["std_error"] + 1e-9
+    d = m.spectral_density(x, y, probes=4, steps=30)
+    assert abs(np.sum(d["weights"]) - 1) < 1e-9
+    g, f = d["grid"], d["density"]
+    assert abs(np.sum(np.diff(g) * (f[1:] + f[:-1]) / 2) - 1) < 0.05
+
+
 def test_gauss_newton_is_positive_semidefinite(data):
     x, y = data
     m = Mlp([3, 4, 2], activation="tanh", output_activation="identity", seed=5)

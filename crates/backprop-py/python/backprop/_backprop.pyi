@@ -93,6 +93,46 @@ class Mlp:
         params: Params = "weights",
         curvature: str = "hessian",
     ) -> Dict[str, Any]: ...
+    def eigenvalues(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        top: int = 10,
+        bottom: int = 0,
+        *,
+        loss: Optional[str] = None,
+        params: Params = "weights",
+        curvature: str = "hessian",
+        tol: float = 1e-8,
+        max_steps: int = 300,
+        seed: int = 0,
+        vectors: bool = False,
+    ) -> Dict[str, Any]: ...
+    def trace(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        probes: int = 100,
+        *,
+        loss: Optional[str] = None,
+        params: Params = "weights",
+        curvature: str = "hessian",
+        seed: int = 0,
+    ) -> Dict[str, Any]: ...
+    def spectral_density(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        probes: int = 4,
+        steps: int = 60,
+        points: int = 400,
+        bandwidth: Optional[float] = None,
+        *,
+        loss: Optional[str] = None,
+        params: Params = "weights",
+        curvature: str = "hessian",
+        seed: int = 0,
+    ) -> Dict[str, Any]: ...
 
 def eigh(h: ArrayLike) -> Tuple[np.ndarray, np.ndarray]: ...
 def load_dataset(
