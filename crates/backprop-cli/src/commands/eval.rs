@@ -1,6 +1,5 @@
 //! `backprop eval`: a model's loss and metrics on data.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -8,19 +7,14 @@ use backprop::Scalar;
 use backprop::io::{ModelConfig, load_model};
 use backprop::nn::{AnyMlp, Loss, Mlp};
 
-use super::model_data::{DataArgs, load_for_model, model_loss};
+use super::model_data::{ModelDataArgs, load_for_model, model_loss};
 
 /// Options of `backprop eval`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model directory (model.safetensors + config.json).
-    #[arg(long)]
-    pub model: PathBuf,
+    /// The model, the data and the loss (default: the model's own, from config.json).
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Loss to report (default: the model's own, from config.json).
-    #[arg(long)]
-    pub loss: Option<Loss>,
+    pub input: ModelDataArgs,
     /// Rows per forward pass (bounds memory).
     #[arg(long, default_value_t = 4096)]
     pub batch: usize,
@@ -37,14 +31,14 @@ fn eval<T: Scalar>(
     m: &Mlp<T>,
     config: &ModelConfig,
 ) -> Result<(backprop::nn::Metrics, usize, Loss)> {
-    let loss = model_loss(args.loss, config, &args.model)?;
-    let d = load_for_model::<T>(&args.data, m.inputs(), config, loss)?;
+    let loss = model_loss(args.input.loss, config, &args.input.model)?;
+    let d = load_for_model::<T>(&args.input.data, m.inputs(), config, loss)?;
     Ok((m.evaluate(loss, d.x.view(), d.y.view(), args.batch)?, d.len(), loss))
 }
 
 /// Evaluates.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let (model, config) = load_model(&args.model)?;
+    let (model, config) = load_model(&args.input.model)?;
     let (metrics, n, loss) = match &model {
         AnyMlp::F32(m) => eval(&args, m, &config)?,
         AnyMlp::F64(m) => eval(&args, m, &config)?,

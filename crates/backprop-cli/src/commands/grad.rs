@@ -1,26 +1,20 @@
 //! `backprop grad`: the loss and the gradient of every tensor at the model's weights.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use backprop::Scalar;
 use backprop::io::{ModelConfig, load_model};
-use backprop::nn::{AnyMlp, Loss, Mlp};
+use backprop::nn::{AnyMlp, Mlp};
 
-use super::model_data::{DataArgs, load_for_model, model_loss, tensor_json};
+use super::model_data::{ModelDataArgs, load_for_model, model_loss, tensor_json};
 
 /// Options of `backprop grad`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Model directory (model.safetensors + config.json).
-    #[arg(long)]
-    pub model: PathBuf,
+    /// The model, the data and the loss (default: the model's own, from config.json).
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Loss to differentiate (default: the model's own, from config.json).
-    #[arg(long)]
-    pub loss: Option<Loss>,
+    pub input: ModelDataArgs,
     /// Add the L2 penalty (μ/2)‖w‖² (weights only) to the loss and μ·w to the weights' gradients.
     #[arg(long, default_value_t = 0.0)]
     pub l2: f64,
@@ -33,8 +27,8 @@ pub struct Args {
 }
 
 fn grad<T: Scalar>(args: &Args, m: &Mlp<T>, config: &ModelConfig) -> Result<serde_json::Value> {
-    let loss = model_loss(args.loss, config, &args.model)?;
-    let d = load_for_model::<T>(&args.data, m.inputs(), config, loss)?;
+    let loss = model_loss(args.input.loss, config, &args.input.model)?;
+    let d = load_for_model::<T>(&args.input.data, m.inputs(), config, loss)?;
     let (mut value, mut g) = m.loss_and_grad(loss, d.x.view(), d.y.view())?;
     let penalty = backprop::optim::Penalty::l2(args.l2);
     penalty.validate()?;
@@ -68,7 +62,7 @@ fn grad<T: Scalar>(args: &Args, m: &Mlp<T>, config: &ModelConfig) -> Result<serd
 
 /// Computes and prints.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let (model, config) = load_model(&args.model)?;
+    let (model, config) = load_model(&args.input.model)?;
     let out = match &model {
         AnyMlp::F32(m) => grad(&args, m, &config)?,
         AnyMlp::F64(m) => grad(&args, m, &config)?,

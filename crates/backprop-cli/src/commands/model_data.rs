@@ -16,7 +16,8 @@ pub struct DataArgs {
     /// A built-in data set (iris, wine, breast_cancer, digits) or a .csv / .npy / .npz file.
     #[arg(long, value_name = "iris|FILE")]
     pub data: String,
-    /// Target column(s) of a CSV file, by name (default: the last column).
+    /// Target column(s) of a CSV file, by name (default: a saved model's own target columns, else
+    /// the last column).
     #[arg(long, value_name = "COL[,COL…]")]
     pub target: Option<String>,
     /// Keep only these classes, re-indexed 0.. in this order (e.g. `versicolor,virginica`:
