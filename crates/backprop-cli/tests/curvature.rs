@@ -131,6 +131,24 @@ fn regularize_json_reports_every_mu_and_writes_plots() {
     let o = backprop(&["regularize", "--model", &model, "--data", &data, "--mu", "0.01"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && text.contains("Per eigen-direction"), "{text}");
+    // A base penalty: the analysed point is the strict minimum of L + (μ₀/2)‖w‖².
+    let o = backprop(&[
+        "regularize",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--mu",
+        "1e-4,1e-3",
+        "--base-mu",
+        "0.01",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["base_mu"].as_f64(), Some(0.01));
+    assert_eq!(v["base_minimizer"]["converged"], true, "{}", v["base_minimizer"]);
+    assert!(v["diagnostics"]["grad_norm"].as_f64().unwrap() < 1e-8, "{}", v["diagnostics"]);
 }
 
 #[test]
@@ -140,6 +158,7 @@ fn bad_options_are_errors_with_exit_two() {
     for args in [
         vec!["regularize", "--model", &model, "--data", &data, "--mu", "-1"],
         vec!["regularize", "--model", &model, "--data", &data, "--mu", "abc"],
+        vec!["regularize", "--model", &model, "--data", &data, "--mu", "0.1", "--base-mu", "-1"],
         vec!["hessian", "--model", "/nonexistent/model", "--data", &data],
         vec!["hessian", "--model", &model, "--data", "nope.txt"],
         vec!["hessian", "--model", &model, "--data", &data, "--params", "biases"],

@@ -32,7 +32,10 @@ and, per eigen-direction, the measured ratio (qᵢᵀw_μ)/(qᵢᵀw*) next to t
 Where the quadratic model's assumptions fail it says so: the gradient norm at w* (is it a minimum?), \
 negative and tiny eigenvalues, degenerate eigenspaces, and how the error grows with μ. relative_error_joint \
 is the prediction that also accounts for the free biases, (H_all + μM)⁻¹H_all w*; \
-relative_error_gauss_newton uses the positive semi-definite Gauss-Newton matrix instead of H.",
+relative_error_gauss_newton uses the positive semi-definite Gauss-Newton matrix instead of H.\n\n\
+When w* is no minimum at all (separable classes drive ‖w‖ → ∞; a saddle; unconverged training), \
+--base-mu μ₀ analyses the strict minimum w*₀ of L + (μ₀/2)‖w‖² instead, and each --mu as an extra penalty on \
+top of μ₀.",
     after_help = "Examples:\n  backprop regularize --model runs/iris --data iris --mu 0.001,0.01,0.1,1 --out runs/iris/l2\n  \
 backprop regularize --model runs/iris --data iris --mu 0.01 --json | jq '.results[0].relative_error'"
 )]
@@ -49,6 +52,12 @@ pub struct Args {
     /// The curvature of the prediction: `hessian` or `gauss-newton` (positive semi-definite).
     #[arg(long, default_value = "hessian", value_parser = parse_curvature)]
     pub curvature: Curvature,
+    /// A base penalty μ₀ > 0: first minimise L + (μ₀/2)‖w‖² from the model's weights to a strict
+    /// minimum w*₀, then analyse each --mu as an *extra* penalty on top (H₀ = H + μ₀I, measured
+    /// against the minimiser of L + ((μ₀ + μ)/2)‖w‖²). For weights that are no minimum of L:
+    /// separable classes (‖w‖ → ∞), saddles, unconverged training.
+    #[arg(long, default_value_t = 0.0)]
+    pub base_mu: f64,
     /// How many eigen-directions to list at each end of the spectrum in the table.
     #[arg(long, default_value_t = 8)]
     pub show: usize,
@@ -66,6 +75,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if !(m.is_finite() && m > 0.0) {
             bail!("invalid --mu: every μ must be a finite number > 0, got {m}");
         }
+    }
+    if !(args.base_mu.is_finite() && args.base_mu >= 0.0) {
+        bail!("invalid --base-mu: must be a finite number ≥ 0, got {}", args.base_mu);
     }
     let md = load_model_and_data(&args.input)?;
     let n_all = md.model.num_params(ParamSelection::All);
@@ -86,7 +98,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         b.set_message("minimising L(w) + (μ/2)‖w‖²");
         b
     };
-    let analysis = ShrinkageAnalysis::new(args.mu.clone()).params(args.params).curvature(args.curvature);
+    let analysis = ShrinkageAnalysis::new(args.mu.clone())
+        .params(args.params)
+        .curvature(args.curvature)
+        .base_mu(args.base_mu);
     let report =
         analysis.run_with_progress(&md.model, md.x.view(), md.y.view(), md.loss, &mut |done, _| {
             bar.set_position(done as u64)
@@ -134,6 +149,16 @@ fn render(r: &ShrinkageReport, loss: Loss, show: usize) -> String {
         "L2 shrinkage at w*: {} parameters analysed ({}; {} in the minimisation, biases free), {} loss {:.6e}, curvature: {}\n",
         r.n_params, r.params, r.n_params_all, loss, r.loss, r.curvature
     );
+    if let Some(b) = &r.base_minimizer {
+        s += &format!(
+            "  base penalty μ₀ = {:.3e}: w* is the minimum of L + (μ₀/2)‖w‖² reached from the model's weights ({}, {} steps, ‖∇F‖ {:.1e}, {}); μ below is extra, H includes μ₀I\n",
+            r.base_mu,
+            if b.converged { "converged" } else { "NOT converged" },
+            b.iterations,
+            b.grad_norm,
+            if b.positive_definite { "a strict minimum" } else { "NOT positive definite" },
+        );
+    }
     s += &format!(
         "  ‖∇L(w*)‖ = {:.2e} (all parameters {:.2e}); quadratic model's own minimum is {:.2e}·‖w*‖ away\n",
         d.grad_norm, d.grad_norm_all, d.relative_newton_step
