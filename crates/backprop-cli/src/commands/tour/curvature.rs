@@ -2,7 +2,7 @@
 //! the L2-shrinkage prediction Q(Λ+μI)⁻¹ΛQᵀw* — checked against actual re-minimisation, with
 //! the notebook's assumptions tested at that w* rather than assumed.
 
-use backprop::curvature::{MlpObjective, Objective, PenalisedNewton, ShrinkageAnalysis, eigh};
+use backprop::curvature::{MlpObjective, Objective, PenalisedNewton, ShrinkageAnalysis};
 use backprop::nn::{Loss, ParamSelection};
 use ndarray::{Array1, Array2};
 use serde_json::json;
@@ -82,65 +82,45 @@ struct BaseAnalysis {
     rows: Vec<MuRow>,
 }
 
-fn base_analysis(all: &MlpObjective, start: &Array1<f64>, mus: &[f64]) -> anyhow::Result<BaseAnalysis> {
-    let mask = all.penalty_mask();
-    let base = PenalisedNewton::new().minimize(all, start.view(), mask.view(), BASE_MU)?;
-    let w0 = base.w.clone();
-    let idx: Vec<usize> = (0..mask.len()).filter(|&i| mask[i] == 1.0).collect();
-    let mut h0 = all.hessian(w0.view())?;
-    for i in 0..h0.nrows() {
-        h0[[i, i]] += BASE_MU * mask[i];
-    }
-    let h0_w = Array2::from_shape_fn((idx.len(), idx.len()), |(i, j)| h0[[idx[i], idx[j]]]);
-    let eig = eigh(h0_w.view())?;
-    let w0_w = Array1::from_iter(idx.iter().map(|&i| w0[i]));
-    let coords = eig.vectors.t().dot(&w0_w);
-    let wnorm = w0_w.dot(&w0_w).sqrt();
-    let h0w0 = h0.dot(&w0);
-    let norm = |v: &Array1<f64>| v.dot(v).sqrt();
-    let mut rows = Vec::new();
-    for &mu in mus {
-        let predicted = eig.apply_function(w0_w.view(), |l| l / (l + mu));
-        // Joint: (H₀ + μM)⁻¹H₀w*₀ over all parameters, solved through its eigendecomposition
-        // (symmetric, positive definite at a strict minimum).
-        let mut a = h0.clone();
-        for i in 0..a.nrows() {
-            a[[i, i]] += mu * mask[i];
-        }
-        let joint_all = eigh(a.view())?.apply_function(h0w0.view(), |l| 1.0 / l);
-        let joint = Array1::from_iter(idx.iter().map(|&i| joint_all[i]));
-        let m = PenalisedNewton::new().minimize(all, w0.view(), mask.view(), BASE_MU + mu)?;
-        let measured = Array1::from_iter(idx.iter().map(|&i| m.w[i]));
-        let denom = norm(&measured).max(f64::MIN_POSITIVE);
-        let mc = eig.vectors.t().dot(&measured);
-        let directions = (0..eig.values.len())
-            .map(|i| {
-                let l = eig.values[i];
-                (
-                    l,
-                    l / (l + mu),
-                    (coords[i].abs() >= CLAIM3_MIN_COORDINATE * wnorm).then(|| mc[i] / coords[i]),
-                )
-            })
-            .collect();
-        rows.push(MuRow {
-            mu,
-            rel_error: norm(&(&predicted - &measured)) / denom,
-            rel_error_joint: norm(&(&joint - &measured)) / denom,
-            norm_predicted: norm(&predicted),
-            norm_measured: norm(&measured),
-            loss_measured: all.value(m.w.view())?,
-            converged: m.converged,
-            grad_norm: m.grad_norm,
-            directions,
-        });
-    }
+/// The library's shrinkage analysis with base penalty μ₀ ([`ShrinkageAnalysis::base_mu`]), in
+/// the tour's terms: per-direction ratios kept only where the coordinate is not tiny.
+fn base_analysis(t: &Trained, loss: Loss, mus: &[f64]) -> anyhow::Result<BaseAnalysis> {
+    let r = ShrinkageAnalysis::new(mus.to_vec()).base_mu(BASE_MU).compare_gauss_newton(false).run(
+        &t.model,
+        t.train.x.view(),
+        t.train.y.view(),
+        loss,
+    )?;
+    let Some(base) = &r.base_minimizer else { anyhow::bail!("the base minimisation did not run") };
+    let wnorm = r.coordinates.iter().map(|c| c * c).sum::<f64>().sqrt(); // ‖w*₀‖ (Q orthonormal)
+    let rows = r
+        .results
+        .iter()
+        .map(|m| MuRow {
+            mu: m.mu,
+            rel_error: m.relative_error,
+            rel_error_joint: m.relative_error_joint.unwrap_or(f64::NAN),
+            norm_predicted: m.norm_predicted,
+            norm_measured: m.norm_measured,
+            loss_measured: m.loss_measured,
+            converged: m.minimizer.converged,
+            grad_norm: m.minimizer.grad_norm,
+            directions: m
+                .directions
+                .iter()
+                .map(|d| {
+                    let shown = r.coordinates[d.index].abs() >= CLAIM3_MIN_COORDINATE * wnorm;
+                    (d.eigenvalue, d.predicted, d.measured.filter(|_| shown))
+                })
+                .collect(),
+        })
+        .collect();
     Ok(BaseAnalysis {
-        w0,
+        w0: base.w.clone(),
         base_grad_norm: base.grad_norm,
         base_positive_definite: base.converged && base.positive_definite,
-        eigenvalues: eig.values.to_vec(),
-        coordinates: coords.to_vec(),
+        eigenvalues: r.eigenvalues,
+        coordinates: r.coordinates,
         rows,
     })
 }
@@ -178,7 +158,7 @@ pub fn run(t: &Trained) -> anyhow::Result<Step> {
         |w: &Array1<f64>| -> f64 { w.iter().zip(mask.iter()).map(|(v, m)| m * v * v).sum::<f64>().sqrt() };
 
     // (d) Where the assumptions hold: the strict minimiser of L + (μ₀/2)‖w‖².
-    let base = base_analysis(&all, &w_gd, &EXTRA_MUS)?;
+    let base = base_analysis(t, loss, &EXTRA_MUS)?;
 
     let mut s = Section::new("Curvature at w*, and what L2 regularisation does to it");
     s.text(format!(
