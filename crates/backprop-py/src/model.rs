@@ -15,8 +15,8 @@
 use std::time::{Duration, Instant};
 
 use backprop::curvature::{
-    Curvature, Lanczos, MlpObjective, Objective, ShrinkageAnalysis, Slq, eigh as library_eigh,
-    hutchinson_trace,
+    Curvature, Lanczos, MlpObjective, Objective, ShrinkageAnalysis, Slq, SymmetricOperator,
+    eigh as library_eigh, hutchinson_trace,
 };
 use backprop::io::{ModelConfig, load_model};
 use backprop::nn::{Activation, AnyMlp, Init, Loss, Mlp, MlpBuilder, ParamSelection};
@@ -199,6 +199,27 @@ impl PyMlp {
             let ya = self.targets::<T>(py, y, xa.nrows())?;
             let obj = run(py, || MlpObjective::new(m, xa.view(), ya.view(), loss))?;
             Ok(obj.params(selection))
+        })
+    }
+
+    /// Runs `work` on the curvature operator (`"hessian"` or `"gauss_newton"`) of the loss on
+    /// (x, y) at the model's weights, with the GIL released.
+    #[allow(clippy::too_many_arguments)]
+    fn with_curvature<R: Send>(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        loss: Option<&str>,
+        params: &str,
+        curvature: &str,
+        work: impl FnOnce(&dyn SymmetricOperator) -> backprop::Result<R> + Send,
+    ) -> PyResult<R> {
+        let kind = parse_curvature(curvature)?;
+        let obj = self.objective(py, x, y, loss, params)?;
+        run(py, || {
+            let w = obj.initial();
+            work(obj.curvature(w.view(), kind)?.as_ref())
         })
     }
 }
@@ -526,12 +547,7 @@ impl PyMlp {
         params: &str,
         curvature: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let kind = parse_curvature(curvature)?;
-        let obj = self.objective(py, x, y, loss, params)?;
-        let h = run(py, || {
-            let w = obj.initial();
-            obj.curvature(w.view(), kind)?.to_dense()
-        })?;
+        let h = self.with_curvature(py, x, y, loss, params, curvature, |op| op.to_dense())?;
         Ok(h.into_pyarray(py).into_any())
     }
 
@@ -551,14 +567,9 @@ impl PyMlp {
         params: &str,
         curvature: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let kind = parse_curvature(curvature)?;
         let single = array::<f64>(v, "v")?.as_array().ndim() == 1;
         let dirs = directions(v, "v")?;
-        let obj = self.objective(py, x, y, loss, params)?;
-        let hv = run(py, || {
-            let w = obj.initial();
-            obj.curvature(w.view(), kind)?.apply_rows(dirs.view())
-        })?;
+        let hv = self.with_curvature(py, x, y, loss, params, curvature, |op| op.apply_rows(dirs.view()))?;
         if single {
             Ok(hv.row(0).to_owned().into_pyarray(py).into_any())
         } else {
@@ -566,7 +577,7 @@ impl PyMlp {
         }
     }
 
-    /// shrinkage(x, y, mus, loss=None, params="weights", curvature="hessian") -> dict
+    /// shrinkage(x, y, mus, loss=None, params="weights", curvature="hessian", *, base_mu=0.0) -> dict
     ///
     /// The notebook's bonus, measured: at the model's weights w*, for each μ, the predicted
     /// regularised optimum w̃ = Q(Λ+μI)⁻¹ΛQᵀw* and factors λᵢ/(λᵢ+μ), checked against the real
@@ -574,7 +585,10 @@ impl PyMlp {
     /// JSON report as a dict (``eigenvalues``, ``diagnostics``, ``results`` with ``mu``,
     /// ``relative_error`` and per-direction ``directions``), plus numpy arrays
     /// ``eigenvectors`` (columns) and, per result, ``predicted`` and ``measured`` weights.
-    #[pyo3(signature = (x, y, mus, loss=None, params="weights", curvature="hessian"))]
+    /// ``base_mu`` μ₀ > 0 analyses the strict minimum of L + (μ₀/2)‖w‖² reached from the
+    /// model's weights instead, each μ an extra penalty on top (for weights that are no
+    /// minimum of L, e.g. separable classes).
+    #[pyo3(signature = (x, y, mus, loss=None, params="weights", curvature="hessian", *, base_mu=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn shrinkage<'py>(
         &self,
@@ -585,10 +599,14 @@ impl PyMlp {
         loss: Option<&str>,
         params: &str,
         curvature: &str,
+        base_mu: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let loss = self.loss_for(py, loss)?;
         let selection: ParamSelection = parse(py, params)?;
-        let analysis = ShrinkageAnalysis::new(mus).params(selection).curvature(parse_curvature(curvature)?);
+        let analysis = ShrinkageAnalysis::new(mus)
+            .params(selection)
+            .curvature(parse_curvature(curvature)?)
+            .base_mu(base_mu);
         let report = typed!(&self.model, m, T => {
             let (xa, _) = self.inputs::<T>(py, x, "x")?;
             let ya = self.targets::<T>(py, y, xa.nrows())?;
@@ -632,8 +650,6 @@ impl PyMlp {
         seed: u64,
         vectors: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let kind = parse_curvature(curvature)?;
-        let obj = self.objective(py, x, y, loss, params)?;
         let lanczos = Lanczos::new()
             .top(top)
             .bottom(bottom)
@@ -641,10 +657,7 @@ impl PyMlp {
             .max_steps(max_steps)
             .seed(seed)
             .eigenvectors(vectors);
-        let r = run(py, || {
-            let w = obj.initial();
-            lanczos.run(obj.curvature(w.view(), kind)?.as_ref())
-        })?;
+        let r = self.with_curvature(py, x, y, loss, params, curvature, |op| lanczos.run(op))?;
         let out = PyDict::new(py);
         out.set_item("top", r.top_values)?;
         out.set_item("top_residuals", r.top_residuals)?;
@@ -678,12 +691,8 @@ impl PyMlp {
         curvature: &str,
         seed: u64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let kind = parse_curvature(curvature)?;
-        let obj = self.objective(py, x, y, loss, params)?;
-        let t = run(py, || {
-            let w = obj.initial();
-            hutchinson_trace(obj.curvature(w.view(), kind)?.as_ref(), probes, seed)
-        })?;
+        let t =
+            self.with_curvature(py, x, y, loss, params, curvature, |op| hutchinson_trace(op, probes, seed))?;
         let out = PyDict::new(py);
         out.set_item("trace", t.trace)?;
         out.set_item("std_error", t.std_error)?;
@@ -713,16 +722,11 @@ impl PyMlp {
         curvature: &str,
         seed: u64,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let kind = parse_curvature(curvature)?;
-        let obj = self.objective(py, x, y, loss, params)?;
         let mut slq = Slq::new().probes(probes).steps(steps).points(points).seed(seed);
         if let Some(b) = bandwidth {
             slq = slq.bandwidth(b);
         }
-        let d = run(py, || {
-            let w = obj.initial();
-            slq.run(obj.curvature(w.view(), kind)?.as_ref())
-        })?;
+        let d = self.with_curvature(py, x, y, loss, params, curvature, |op| slq.run(op))?;
         let out = PyDict::new(py);
         out.set_item("grid", Array1::from(d.grid).into_pyarray(py))?;
         out.set_item("density", Array1::from(d.density).into_pyarray(py))?;

@@ -377,6 +377,23 @@ def test_shrinkage_is_exact_for_a_quadratic_loss(rng):
     assert report["eigenvectors"].shape == (3, 3)
 
 
+def test_shrinkage_with_a_base_penalty_starts_from_the_penalised_minimum(rng):
+    # From weights that are no minimum at all, base_mu = μ₀ first minimises L + (μ₀/2)‖w‖²;
+    # each μ is then extra: for a quadratic L the prediction is (H + (μ₀+μ)I)⁻¹Xᵀy/n exactly.
+    x = rng.normal(size=(30, 3))
+    y = rng.normal(size=(30, 1))
+    m = Mlp([3, 1], activation="identity", bias=False, init="ones")
+    mu0 = 0.05
+    report = backprop.shrinkage(m, x, y, [0.01, 1.0], base_mu=mu0)
+    assert report["base_mu"] == mu0 and report["base_minimizer"]["positive_definite"]
+    h, xty = x.T @ x / len(x), x.T @ y[:, 0] / len(x)
+    np.testing.assert_allclose(report["eigenvalues"], np.linalg.eigvalsh(h)[::-1] + mu0, rtol=1e-10)
+    for r in report["results"]:
+        exact = np.linalg.solve(h + (mu0 + r["mu"]) * np.eye(3), xty)
+        np.testing.assert_allclose(r["predicted"], exact, rtol=1e-9)
+        assert r["relative_error"] < 1e-8
+
+
 def test_ctrl_c_stops_training_and_keeps_the_weights_reached():
     import signal
     import subprocess

@@ -175,6 +175,6 @@ def hvp(model, x, y, v, loss=None, params="weights", curvature="hessian"):
     return model.hvp(x, y, v, loss=loss, params=params, curvature=curvature)
 
 
-def shrinkage(model, x, y, mus, loss=None, params="weights", curvature="hessian"):
+def shrinkage(model, x, y, mus, loss=None, params="weights", curvature="hessian", *, base_mu=0.0):
     """The notebook's L2-shrinkage analysis, predicted and measured; see ``Mlp.shrinkage``."""
-    return model.shrinkage(x, y, mus, loss=loss, params=params, curvature=curvature)
+    return model.shrinkage(x, y, mus, loss=loss, params=params, curvature=curvature, base_mu=base_mu)

@@ -92,6 +92,8 @@ class Mlp:
         loss: Optional[str] = None,
         params: Params = "weights",
         curvature: str = "hessian",
+        *,
+        base_mu: float = 0.0,
     ) -> Dict[str, Any]: ...
     def eigenvalues(
         self,
