@@ -371,7 +371,10 @@ fn curvature_row(kind: &'static str) -> Result<Prepared, String> {
             )
         }
         "lanczos" => {
-            let lz = Lanczos::new().top(10).tol(1e-8).max_steps(400);
+            // The peers' start vector (common.lanczos_topk): the same run step for step.
+            let start =
+                symmetric_uniform::<f64>(SEED_V, 1, n, 1.0).into_shape_with_order(n).expect("1×n is n");
+            let lz = Lanczos::new().top(10).tol(1e-8).max_steps(400).start(start);
             let run = move |obj: &MlpObjective, w0: &Array1<f64>| {
                 obj.curvature_at(w0.view(), Curvature::Hessian).and_then(|op| lz.run(&op))
             };
