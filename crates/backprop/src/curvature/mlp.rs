@@ -23,6 +23,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::operator::check_rows;
+use super::pool::Pool;
 use super::{Curvature, Objective, SymmetricOperator};
 use crate::nn::{Activation, Loss, Mlp, ParamSelection};
 use crate::notebook::stable_sigmoid;
@@ -73,6 +74,8 @@ pub struct MlpObjective {
     slots: Vec<Slot>,
     dim: usize,
     head: Head,
+    /// Buffers of the forward, backward and R-passes, reused across calls.
+    pool: Pool,
 }
 
 /// Where a layer's parameters sit in the selected flat vector.
@@ -143,6 +146,7 @@ impl MlpObjective {
             slots: Vec::new(),
             dim: 0,
             head,
+            pool: Pool::default(),
         };
         obj.set_selection(ParamSelection::Weights);
         Ok(obj)
@@ -235,13 +239,21 @@ impl MlpObjective {
         let mut a: Vec<Array2<f64>> = Vec::with_capacity(model.layers.len());
         for layer in &model.layers {
             let input = a.last().map_or(self.x.view(), |p| p.view());
-            let mut zl = Array2::zeros((n, layer.outputs()));
+            let o = layer.outputs();
+            let mut zl = self.pool.scratch(n, o);
             gemm_into(zl.view_mut(), false, 1.0, input, layer.weight.t())?;
-            if let Some(b) = &layer.bias {
-                zl += b;
-            }
+            let mut al = self.pool.scratch(n, o);
             let f = layer.activation;
-            let al = zl.mapv(|v| f.apply(v));
+            let (Some(zs), Some(als)) = (zl.as_slice_mut(), al.as_slice_mut()) else {
+                return Err(Error::shape("forward", "non-contiguous buffer"));
+            };
+            // One sweep: Z += 1bᵀ, A = f(Z).
+            for (zr, ar) in zs.chunks_exact_mut(o).zip(als.chunks_exact_mut(o)) {
+                if let Some(b) = &layer.bias {
+                    zr.iter_mut().zip(b).for_each(|(z, b)| *z += b);
+                }
+                ar.iter_mut().zip(zr.iter()).for_each(|(a, &z)| *a = f.apply(z));
+            }
             z.push(zl);
             a.push(al);
         }
@@ -251,6 +263,12 @@ impl MlpObjective {
             .ok_or_else(|| Error::invalid("model", "has no layers"))?;
         let (loss, g_out) = self.head_value_grad(output);
         Ok(Forward { model, z, a, loss, g_out })
+    }
+
+    /// Hands a forward pass's buffers back to the pool.
+    fn recycle_forward(&self, fw: Forward) {
+        fw.z.into_iter().chain(fw.a).for_each(|m| self.pool.recycle(m));
+        self.pool.recycle(fw.g_out);
     }
 
     /// The loss and its gradient w.r.t. the output O.
@@ -294,17 +312,13 @@ impl MlpObjective {
         }
     }
 
-    /// Backward pass: G_Zₗ for every layer, and the gradient in the flat order.
-    fn backward(&self, fw: &Forward) -> Result<Backward> {
+    /// Backward pass: the gradient in the flat order. G_Zₗ = G_Aₗ ⊙ f'(Zₗ) overwrites G_Aₗ.
+    fn backward(&self, fw: &Forward) -> Result<Array1<f64>> {
         let layers = &fw.model.layers;
-        let nl = layers.len();
         let mut grad = Array1::zeros(self.dim);
-        let mut g_a: Vec<Array2<f64>> = vec![Array2::zeros((0, 0)); nl];
-        let mut g_z: Vec<Array2<f64>> = vec![Array2::zeros((0, 0)); nl];
-        let mut ga = fw.g_out.clone();
-        for l in (0..nl).rev() {
+        let mut gz = self.pool.copy(&fw.g_out);
+        for l in (0..layers.len()).rev() {
             let layer = &layers[l];
-            let mut gz = ga.clone();
             if !self.linear_top(l) {
                 let f = layer.activation;
                 ndarray::Zip::from(&mut gz)
@@ -326,15 +340,13 @@ impl MlpObjective {
                 grad.slice_mut(s![b..b + out]).assign(&gz.sum_axis(Axis(0)));
             }
             if l > 0 {
-                let mut next = Array2::zeros((gz.nrows(), inp));
+                let mut next = self.pool.scratch(gz.nrows(), inp);
                 gemm_into(next.view_mut(), false, 1.0, gz.view(), layer.weight.view())?;
-                g_a[l] = std::mem::replace(&mut ga, next);
-            } else {
-                g_a[l] = std::mem::take(&mut ga);
+                self.pool.recycle(std::mem::replace(&mut gz, next));
             }
-            g_z[l] = gz;
         }
-        Ok(Backward { g_a, g_z, grad })
+        self.pool.recycle(gz);
+        Ok(grad)
     }
 
     /// Whether layer l's activation is folded into the loss head (or is the identity), so
@@ -355,13 +367,6 @@ fn softmax(o: ArrayView2<'_, f64>) -> Array2<f64> {
     p
 }
 
-/// Loss gradients w.r.t. every layer's output (G_A) and pre-activation (G_Z), and ∇L.
-struct Backward {
-    g_a: Vec<Array2<f64>>,
-    g_z: Vec<Array2<f64>>,
-    grad: Array1<f64>,
-}
-
 struct Forward {
     model: Mlp<f64>,
     z: Vec<Array2<f64>>,
@@ -376,12 +381,18 @@ impl Objective for MlpObjective {
     }
 
     fn value(&self, w: ArrayView1<'_, f64>) -> Result<f64> {
-        Ok(self.forward(w)?.loss)
+        let fw = self.forward(w)?;
+        let loss = fw.loss;
+        self.recycle_forward(fw);
+        Ok(loss)
     }
 
     fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)> {
         let fw = self.forward(w)?;
-        Ok((fw.loss, self.backward(&fw)?.grad))
+        let grad = self.backward(&fw);
+        let loss = fw.loss;
+        self.recycle_forward(fw);
+        Ok((loss, grad?))
     }
 
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>> {
@@ -393,38 +404,56 @@ impl MlpObjective {
     /// The curvature operator at w with its forward/backward state cached (concrete type).
     pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
         let fw = self.forward(w)?;
-        let Backward { g_a, g_z, .. } = self.backward(&fw)?;
+        // The backward pass without the weight gradients: G_Zₗ, and in the same sweep
+        // f'(Zₗ) and G_Aₗ ⊙ f''(Zₗ) (zero for the piecewise-linear activations).
         let nl = fw.model.layers.len();
+        let mut g_z: Vec<Array2<f64>> = Vec::with_capacity(nl);
         let mut d1 = Vec::with_capacity(nl);
         let mut d2 = Vec::with_capacity(nl);
-        for (l, ga) in g_a.iter().enumerate() {
-            let f = fw.model.layers[l].activation;
+        let mut gz = self.pool.copy(&fw.g_out);
+        for l in (0..nl).rev() {
+            let layer = &fw.model.layers[l];
+            let f = layer.activation;
             if self.linear_top(l) || f == Activation::Identity {
                 d1.push(None);
                 d2.push(None);
-                continue;
-            }
-            let mut f1 = Array2::zeros(fw.z[l].raw_dim());
-            ndarray::Zip::from(&mut f1)
-                .and(&fw.z[l])
-                .and(&fw.a[l])
-                .for_each(|d, &z, &a| *d = f.derivative(z, a));
-            d1.push(Some(f1));
-            // s = G_A ⊙ f''(Z): zero for the piecewise-linear activations.
-            if kind == Curvature::Hessian
-                && matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Softplus)
-            {
-                let mut f2 = Array2::zeros(fw.z[l].raw_dim());
-                ndarray::Zip::from(&mut f2)
-                    .and(&fw.z[l])
-                    .and(&fw.a[l])
-                    .and(ga)
-                    .for_each(|d, &z, &a, &g| *d = g * f.second_derivative(z, a));
-                d2.push(Some(f2));
             } else {
-                d2.push(None);
+                let (z, a) = (&fw.z[l], &fw.a[l]);
+                let mut f1 = self.pool.scratch(z.nrows(), z.ncols());
+                if kind == Curvature::Hessian
+                    && matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Softplus)
+                {
+                    let mut f2 = self.pool.scratch(z.nrows(), z.ncols());
+                    ndarray::Zip::from(&mut gz).and(&mut f1).and(&mut f2).and(z).and(a).for_each(
+                        |g, d, s, &z, &a| {
+                            *d = f.derivative(z, a);
+                            *s = *g * f.second_derivative(z, a);
+                            *g *= *d;
+                        },
+                    );
+                    d2.push(Some(f2));
+                } else {
+                    ndarray::Zip::from(&mut gz).and(&mut f1).and(z).and(a).for_each(|g, d, &z, &a| {
+                        *d = f.derivative(z, a);
+                        *g *= *d;
+                    });
+                    d2.push(None);
+                }
+                d1.push(Some(f1));
             }
+            let next = if l > 0 {
+                let mut next = self.pool.scratch(gz.nrows(), layer.inputs());
+                gemm_into(next.view_mut(), false, 1.0, gz.view(), layer.weight.view())?;
+                Some(next)
+            } else {
+                None
+            };
+            g_z.push(std::mem::replace(&mut gz, next.unwrap_or_default()));
         }
+        self.pool.recycle(gz);
+        g_z.reverse();
+        d1.reverse();
+        d2.reverse();
         // The loss head's Hessian in the output, per sample.
         let n = self.x.nrows();
         let t = self.model.outputs();
@@ -441,16 +470,18 @@ impl MlpObjective {
             }
             Head::CrossEntropy(_) => HeadHessian::Softmax(softmax(fw.a[nl - 1].view()), 1.0 / n as f64),
         };
+        let Forward { model, z, a, g_out, .. } = fw;
+        z.into_iter().for_each(|m| self.pool.recycle(m));
+        self.pool.recycle(g_out);
         Ok(MlpCurvature {
             obj: self,
             kind,
-            model: fw.model,
-            a: fw.a,
+            model,
+            a,
             g_z,
             d1,
             d2,
             head,
-            pool: Default::default(),
             batch_elements: BATCH_ELEMENTS,
             m_elements: M_ELEMENTS,
         })
@@ -507,8 +538,6 @@ pub struct MlpCurvature<'a> {
     /// G_Aₗ ⊙ f''(Zₗ), `None` where it is 0 or for the Gauss-Newton matrix.
     d2: Vec<Option<Array2<f64>>>,
     head: HeadHessian,
-    /// Recycled R-buffers (see [`MlpCurvature::buffer`]).
-    pool: std::cell::RefCell<Vec<Vec<f64>>>,
     /// [`BATCH_ELEMENTS`] and [`M_ELEMENTS`] (smaller in tests, to exercise the chunking).
     batch_elements: usize,
     m_elements: usize,
@@ -871,59 +900,39 @@ impl MlpCurvature<'_> {
         Ok(())
     }
 
-    /// A zeroed rows×cols matrix, reusing a recycled allocation: fresh multi-megabyte buffers
-    /// for every batch cost more in page faults than the GEMMs that fill them.
+    /// A zeroed rows×cols matrix from the objective's pool.
     fn buffer(&self, rows: usize, cols: usize) -> Array2<f64> {
-        let mut v = self.take(rows * cols);
-        v.clear();
-        v.resize(rows * cols, 0.0);
-        Array2::from_shape_vec((rows, cols), v).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+        self.obj.pool.zeros(rows, cols)
     }
 
-    /// A rows×cols matrix with arbitrary (stale but initialised) contents, for buffers that are
-    /// overwritten completely before being read (by a GEMM without accumulation, or `assign`).
+    /// A rows×cols matrix with stale contents, to be overwritten completely.
     fn scratch(&self, rows: usize, cols: usize) -> Array2<f64> {
-        let mut v = self.take(rows * cols);
-        if v.len() < rows * cols {
-            v.resize(rows * cols, 0.0);
-        }
-        v.truncate(rows * cols);
-        Array2::from_shape_vec((rows, cols), v).unwrap_or_else(|_| Array2::zeros((rows, cols)))
+        self.obj.pool.scratch(rows, cols)
     }
 
     /// A pooled copy of `a`.
     fn copy(&self, a: &Array2<f64>) -> Array2<f64> {
-        let mut c = self.scratch(a.nrows(), a.ncols());
-        c.assign(a);
-        c
-    }
-
-    /// The pooled allocation that fits `len` most tightly, else the largest (to be grown): the
-    /// buffers differ in size, and growing a small one costs a reallocation and a memset.
-    fn take(&self, len: usize) -> Vec<f64> {
-        let mut pool = self.pool.borrow_mut();
-        let fit = pool
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.capacity() >= len)
-            .min_by_key(|(_, v)| v.capacity())
-            .or_else(|| pool.iter().enumerate().max_by_key(|(_, v)| v.capacity()))
-            .map(|(i, _)| i);
-        fit.map(|i| pool.swap_remove(i)).unwrap_or_default()
+        self.obj.pool.copy(a)
     }
 
     /// Returns a buffer's allocation to the pool.
     fn recycle(&self, a: Array2<f64>) {
-        let (v, _) = a.into_raw_vec_and_offset();
-        if v.capacity() > 0 {
-            self.pool.borrow_mut().push(v);
-        }
+        self.obj.pool.recycle(a)
     }
 
     /// Directions per batch so that an R-buffer holds at most [`BATCH_ELEMENTS`] numbers.
     fn batch(&self) -> usize {
         let width = self.obj.model.sizes().into_iter().max().unwrap_or(1).max(1);
         (self.batch_elements / (self.obj.x.nrows() * width)).clamp(1, 512)
+    }
+}
+
+/// The cached state goes back to the objective's pool, for the next point's passes.
+impl Drop for MlpCurvature<'_> {
+    fn drop(&mut self) {
+        let pool = &self.obj.pool;
+        self.a.drain(..).chain(self.g_z.drain(..)).for_each(|m| pool.recycle(m));
+        self.d1.drain(..).chain(self.d2.drain(..)).flatten().for_each(|m| pool.recycle(m));
     }
 }
 
