@@ -144,6 +144,15 @@ def curv_hvp():
     return (lambda: ready(h(w0, v))), {"n_params": int(w0.size)}
 
 
+def curv_hvp_at():
+    # one product at a fixed point: linearize the gradient once, time the linear map
+    w0, f = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+    v = a(common.symmetric_uniform(common.SEED_V, (w0.size,)))
+    _, lin = jax.linearize(jax.grad(f), w0)
+    h = jax.jit(lin)
+    return (lambda: ready(h(v))), {"n_params": int(w0.size)}
+
+
 def curv_lanczos():
     w0, f = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
     h = hvp_of(f)
@@ -200,6 +209,7 @@ def rows():
         "nb_fwdbwd_10k": lambda: notebook("fwdbwd", 10_000),
         "grad_150_256_256_1": curv_grad,
         "hvp_150_256_256_1": curv_hvp,
+        "hvp_at_150_256_256_1": curv_hvp_at,
         "hess_nb": lambda: hessian(None, 1),
         "hess_20_50_20_1": lambda: hessian(R.HESS_SIZES, R.HESS_SAMPLES),
         "lanczos10_150_256_256_1": curv_lanczos,

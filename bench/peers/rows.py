@@ -28,6 +28,7 @@ def mlp_rows():
 CURVATURE = [
     "grad_150_256_256_1",
     "hvp_150_256_256_1",
+    "hvp_at_150_256_256_1",
     "hess_nb",
     "hess_20_50_20_1",
     "lanczos10_150_256_256_1",
@@ -71,6 +72,7 @@ DESCRIPTION = {
     "nb_fwdbwd_10k": "notebook 4-5-1 f64, 10,000 samples, forward+backward",
     "grad_150_256_256_1": "gradient, 150-256-256-1 sigmoid f64, 1,000 samples",
     "hvp_150_256_256_1": "HVP, 150-256-256-1 sigmoid f64, 1,000 samples",
+    "hvp_at_150_256_256_1": "HVP at a fixed point (forward pass and gradient graph reused), 150-256-256-1",
     "hess_nb": "exact Hessian, notebook 4-5-1 (25 weights), 1 sample",
     "hess_20_50_20_1": "exact Hessian, 20-50-20-1 sigmoid (2,020 weights), 256 samples",
     "lanczos10_150_256_256_1": "top-10 eigenvalues by Lanczos, 150-256-256-1 Hessian",

@@ -146,6 +146,16 @@ def curv_hvp():
     return fn, {"n_params": n}
 
 
+def curv_hvp_at():
+    # one product at a fixed point: the gradient's graph is built once and reused
+    ws, loss_of, _ = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+    n = sum(w.numel() for w in ws)
+    v_flat = t(common.symmetric_uniform(common.SEED_V, (n,)))
+    vs = [p.view(w.shape) for p, w in zip(torch.split(v_flat, [w.numel() for w in ws]), ws)]
+    g = torch.autograd.grad(loss_of(ws), ws, create_graph=True)
+    return (lambda: torch.autograd.grad(g, ws, grad_outputs=vs, retain_graph=True)), {"n_params": n}
+
+
 def curv_lanczos():
     ws, loss_of, _ = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
     n = sum(w.numel() for w in ws)
@@ -208,6 +218,7 @@ def rows():
         "nb_fwdbwd_10k": lambda: notebook("fwdbwd", 10_000),
         "grad_150_256_256_1": curv_grad,
         "hvp_150_256_256_1": curv_hvp,
+        "hvp_at_150_256_256_1": curv_hvp_at,
         "hess_nb": lambda: hessian(None, 1),
         "hess_20_50_20_1": lambda: hessian(R.HESS_SIZES, R.HESS_SAMPLES),
         "lanczos10_150_256_256_1": curv_lanczos,

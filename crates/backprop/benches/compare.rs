@@ -21,7 +21,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use backprop::Scalar;
-use backprop::curvature::{self, Curvature, Lanczos, MlpObjective, Objective};
+use backprop::curvature::{self, Curvature, Lanczos, MlpObjective, Objective, SymmetricOperator};
 use backprop::nn::{Activation, Grads, Layer, Loss, Mlp, Workspace};
 use backprop::notebook::{self, Weights};
 use backprop::optim::{Optimizer, OptimizerConfig, Penalty};
@@ -357,8 +357,24 @@ fn curvature_row(kind: &'static str) -> Result<Prepared, String> {
                 json!({"n_params": n, "api": "Objective::hvp (from scratch)"}),
             )
         }
+        "hvp_at" => {
+            // One product at a fixed point: the forward pass and G are cached in the operator
+            // (what Lanczos, CG and Newton pay per step).
+            let v = symmetric_uniform::<f64>(SEED_V, 1, n, 1.0).into_shape_with_order(n).expect("1×n is n");
+            let obj: &'static MlpObjective = Box::leak(Box::new(obj));
+            let op = obj.curvature_at(w0.view(), Curvature::Hessian).map_err(|e| e.to_string())?;
+            prepared(
+                move || {
+                    black_box(op.apply(v.view()).ok());
+                },
+                json!({"n_params": n, "api": "MlpCurvature::apply (forward pass and G cached)"}),
+            )
+        }
         "lanczos" => {
-            let lz = Lanczos::new().top(10).tol(1e-8).max_steps(400);
+            // The peers' start vector (common.lanczos_topk): the same run step for step.
+            let start =
+                symmetric_uniform::<f64>(SEED_V, 1, n, 1.0).into_shape_with_order(n).expect("1×n is n");
+            let lz = Lanczos::new().top(10).tol(1e-8).max_steps(400).start(start);
             let run = move |obj: &MlpObjective, w0: &Array1<f64>| {
                 obj.curvature_at(w0.view(), Curvature::Hessian).and_then(|op| lz.run(&op))
             };
@@ -408,6 +424,7 @@ fn rows() -> Vec<(String, Setup)> {
     }
     out.push(("grad_150_256_256_1".into(), Box::new(|| curvature_row("grad"))));
     out.push(("hvp_150_256_256_1".into(), Box::new(|| curvature_row("hvp"))));
+    out.push(("hvp_at_150_256_256_1".into(), Box::new(|| curvature_row("hvp_at"))));
     out.push(("hess_nb".into(), Box::new(|| curvature_row("hess_nb"))));
     out.push(("hess_20_50_20_1".into(), Box::new(|| curvature_row("hess_20_50_20_1"))));
     out.push(("lanczos10_150_256_256_1".into(), Box::new(|| curvature_row("lanczos"))));

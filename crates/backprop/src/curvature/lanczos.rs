@@ -32,12 +32,13 @@ pub struct Lanczos {
     max_steps: usize,
     tol: f64,
     seed: u64,
+    start: Option<Array1<f64>>,
     vectors: bool,
 }
 
 impl Default for Lanczos {
     fn default() -> Self {
-        Lanczos { top: 10, bottom: 0, max_steps: 300, tol: 1e-8, seed: 0, vectors: false }
+        Lanczos { top: 10, bottom: 0, max_steps: 300, tol: 1e-8, seed: 0, start: None, vectors: false }
     }
 }
 
@@ -93,6 +94,12 @@ impl Lanczos {
         self.seed = seed;
         self
     }
+    /// Start from this vector (normalised) instead of a random one — to reproduce another
+    /// implementation's run step for step.
+    pub fn start(mut self, v: Array1<f64>) -> Self {
+        self.start = Some(v);
+        self
+    }
     /// Also return the Ritz vectors.
     pub fn eigenvectors(mut self, yes: bool) -> Self {
         self.vectors = yes;
@@ -113,7 +120,22 @@ impl Lanczos {
         }
         let max_steps = self.max_steps.min(n).max(1);
         let wanted = self.top + self.bottom;
-        let start = random_unit(n, self.seed);
+        let start = match &self.start {
+            None => random_unit(n, self.seed),
+            Some(v) => {
+                if v.len() != n {
+                    return Err(Error::shape(
+                        "lanczos",
+                        format!("the start vector has {} entries, the operator is {n}×{n}", v.len()),
+                    ));
+                }
+                let norm = v.dot(v).sqrt();
+                if !norm.is_finite() || norm == 0.0 {
+                    return Err(Error::invalid("start", format!("needs a finite nonzero norm, got {norm}")));
+                }
+                v / norm
+            }
+        };
         let mut basis = LanczosBasis::new(n, max_steps, start);
         let mut done = false;
         let mut converged = false;

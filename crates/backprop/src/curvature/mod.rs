@@ -24,6 +24,7 @@ mod minimize;
 mod mlp;
 mod objective;
 mod operator;
+mod pool;
 pub mod shrinkage;
 mod stochastic;
 
