@@ -10,15 +10,16 @@
 //! - [`Graph`] runs it as tape ops: the backward pass is itself recorded, so a gradient is a
 //!   [`Var`] and can be differentiated again, to any order.
 //!
-//! Elementwise rules are one expression compiled twice (`rule1!`/`rule2!`): once on scalars,
-//! once on `Var`s, so the two paths cannot disagree.
+//! Elementwise rules are one expression compiled twice ([`unary_adjoint`], `rule2!`): once on
+//! scalars, once on `Var`s, so the two paths cannot disagree.
 
+use std::ops::{Div, Mul, Neg};
 use std::rc::Rc;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 use super::kernels::{self as k, reduced_shape, sl};
-use super::op::{Binary, Op, Unary};
+use super::op::{Binary, Op, Unary, specialize_unary};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape, first_non_finite};
 use super::var::{ScalarExt, Var};
@@ -87,19 +88,6 @@ pub(crate) trait Backend<'t, T: Scalar> {
     fn extreme_mask(&mut self, a: NodeId, axis: usize, max: bool) -> Rc<ArrayD<bool>>;
 }
 
-/// `rule1!(bk, g, x, y; |g, x, y| expr)`: a unary op's rule, one expression for both paths.
-macro_rules! rule1 {
-    ($bk:ident, $g:expr, $x:expr, $y:expr; |$gv:ident, $xv:ident, $yv:ident| $e:expr) => {
-        $bk.unary(
-            $g,
-            $x,
-            $y,
-            |$gv: T, $xv: T, $yv: T| $e,
-            |$gv: Var<'t, T>, $xv: Var<'t, T>, $yv: Var<'t, T>| $e,
-        )?
-    };
-}
-
 /// `rule2!(bk, &g, (a, b), y; |g, a, b, y| expr)`: one operand's adjoint of a binary op, in
 /// the output's shape (the caller sums it down to the operand's shape).
 macro_rules! rule2 {
@@ -112,6 +100,123 @@ macro_rules! rule2 {
             |$gv: Var<'t, T>, $av: Var<'t, T>, $bv: Var<'t, T>, $yv: Var<'t, T>| $e,
         )?
     };
+}
+
+/// What a unary rule computes with: plain scalars (the numeric paths) or recorded [`Var`]s (the
+/// differentiable path), so each formula below is written once for both.
+pub(crate) trait RuleVal<T: Scalar>:
+    Copy + Mul<Output = Self> + Mul<T, Output = Self> + Div<Output = Self> + Neg<Output = Self>
+{
+    fn cos(self) -> Self;
+    fn sin(self) -> Self;
+    fn powf(self, p: T) -> Self;
+    fn one_minus(self) -> Self;
+    fn sigmoid(self) -> Self;
+    fn step(self) -> Self;
+    fn sgn(self) -> Self;
+    fn leaky_slope(self, alpha: T) -> Self;
+    fn in_range(self, lo: T, hi: T) -> Self;
+}
+
+impl<T: Scalar> RuleVal<T> for T {
+    fn cos(self) -> Self {
+        num_traits::Float::cos(self)
+    }
+    fn sin(self) -> Self {
+        num_traits::Float::sin(self)
+    }
+    fn powf(self, p: T) -> Self {
+        num_traits::Float::powf(self, p)
+    }
+    fn one_minus(self) -> Self {
+        ScalarExt::one_minus(self)
+    }
+    fn sigmoid(self) -> Self {
+        ScalarExt::sigmoid(self)
+    }
+    fn step(self) -> Self {
+        ScalarExt::step(self)
+    }
+    fn sgn(self) -> Self {
+        ScalarExt::sgn(self)
+    }
+    fn leaky_slope(self, alpha: T) -> Self {
+        ScalarExt::leaky_slope(self, alpha)
+    }
+    fn in_range(self, lo: T, hi: T) -> Self {
+        ScalarExt::in_range(self, lo, hi)
+    }
+}
+
+impl<'t, T: Scalar> RuleVal<T> for Var<'t, T> {
+    fn cos(self) -> Self {
+        Var::cos(self)
+    }
+    fn sin(self) -> Self {
+        Var::sin(self)
+    }
+    fn powf(self, p: T) -> Self {
+        Var::powf(self, p)
+    }
+    fn one_minus(self) -> Self {
+        Var::one_minus(self)
+    }
+    fn sigmoid(self) -> Self {
+        Var::sigmoid(self)
+    }
+    fn step(self) -> Self {
+        Var::step(self)
+    }
+    fn sgn(self) -> Self {
+        Var::sgn(self)
+    }
+    fn leaky_slope(self, alpha: T) -> Self {
+        Var::leaky_slope(self, alpha)
+    }
+    fn in_range(self, lo: T, hi: T) -> Self {
+        Var::in_range(self, lo, hi)
+    }
+}
+
+/// `x̄ = ȳ·f'(x)` for a unary `y = f(x)`, given `ȳ`, `x` and the saved output `y`: THE table of
+/// unary derivatives, for numbers and for recorded nodes alike. Affine and the piecewise-constant
+/// functions are handled by the caller (a scaling, and zero).
+#[inline(always)]
+pub(crate) fn unary_adjoint<T: Scalar, V: RuleVal<T>>(u: Unary<T>, g: V, x: V, y: V) -> V {
+    match u {
+        // y = s·x + c  ⇒  x̄ = s·ȳ
+        Unary::Affine(s, _) => g * s,
+        // y = x²  ⇒  x̄ = 2x·ȳ
+        Unary::Square => g * x * T::of(2.0),
+        // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
+        Unary::Exp => g * y,
+        // y = ln x  ⇒  x̄ = ȳ/x
+        Unary::Log => g / x,
+        // y = √x  ⇒  x̄ = ȳ/(2y)
+        Unary::Sqrt => g / y * T::of(0.5),
+        // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
+        Unary::Powf(p) => g * x.powf(p - T::one()) * p,
+        // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
+        Unary::Abs => g * x.sgn(),
+        // y = sin x  ⇒  x̄ = cos x·ȳ
+        Unary::Sin => g * x.cos(),
+        // y = cos x  ⇒  x̄ = −sin x·ȳ
+        Unary::Cos => -(g * x.sin()),
+        // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
+        Unary::Sigmoid => g * y * y.one_minus(),
+        // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ
+        Unary::Tanh => g * (y * y).one_minus(),
+        // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
+        Unary::Relu => g * x.step(),
+        // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
+        Unary::LeakyRelu(al) => g * x.leaky_slope(al),
+        // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
+        Unary::Softplus => g * x.sigmoid(),
+        // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
+        Unary::Clamp(lo, hi) => g * x.in_range(lo, hi),
+        // Piecewise constant: derivative zero almost everywhere.
+        Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => g * T::zero(),
+    }
 }
 
 /// The shape with a length-1 axis inserted at `at` (1-D matmul operands promoted to 2-D).
@@ -141,46 +246,20 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
         Op::Leaf | Op::Const | Op::Invalid => bk.done(g),
         Op::Unary(x, u) => {
             let x = *x;
-            if !bk.wants(x) {
+            if !bk.wants(x) || u.is_piecewise_constant() {
                 bk.done(g);
                 return Ok(());
             }
             let gx = match *u {
                 // y = s·x + c  ⇒  x̄ = s·ȳ
                 Unary::Affine(s, _) => bk.scale(g, s)?,
-                // y = x²  ⇒  x̄ = 2x·ȳ
-                Unary::Square => rule1!(bk, g, x, y; |g, x, _y| g * x * T::of(2.0)),
-                // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
-                Unary::Exp => rule1!(bk, g, x, y; |g, _x, y| g * y),
-                // y = ln x  ⇒  x̄ = ȳ/x
-                Unary::Log => rule1!(bk, g, x, y; |g, x, _y| g / x),
-                // y = √x  ⇒  x̄ = ȳ/(2y)
-                Unary::Sqrt => rule1!(bk, g, x, y; |g, _x, y| g / y * T::of(0.5)),
-                // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
-                Unary::Powf(p) => rule1!(bk, g, x, y; |g, x, _y| g * x.powf(p - T::one()) * p),
-                // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
-                Unary::Abs => rule1!(bk, g, x, y; |g, x, _y| g * x.sgn()),
-                // y = sin x  ⇒  x̄ = cos x·ȳ
-                Unary::Sin => rule1!(bk, g, x, y; |g, x, _y| g * x.cos()),
-                // y = cos x  ⇒  x̄ = −sin x·ȳ
-                Unary::Cos => rule1!(bk, g, x, y; |g, x, _y| -(g * x.sin())),
-                // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
-                Unary::Sigmoid => rule1!(bk, g, x, y; |g, _x, y| g * y * y.one_minus()),
-                // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ
-                Unary::Tanh => rule1!(bk, g, x, y; |g, _x, y| g * (y * y).one_minus()),
-                // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
-                Unary::Relu => rule1!(bk, g, x, y; |g, x, _y| g * x.step()),
-                // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
-                Unary::LeakyRelu(al) => rule1!(bk, g, x, y; |g, x, _y| g * x.leaky_slope(al)),
-                // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
-                Unary::Softplus => rule1!(bk, g, x, y; |g, x, _y| g * x.sigmoid()),
-                // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
-                Unary::Clamp(lo, hi) => rule1!(bk, g, x, y; |g, x, _y| g * x.in_range(lo, hi)),
-                // Piecewise constant: derivative zero almost everywhere.
-                Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => {
-                    bk.done(g);
-                    return Ok(());
-                }
+                u => specialize_unary!(u, |c| bk.unary(
+                    g,
+                    x,
+                    y,
+                    |g: T, x: T, y: T| unary_adjoint(c, g, x, y),
+                    |g: Var<'t, T>, x: Var<'t, T>, y: Var<'t, T>| unary_adjoint(c, g, x, y),
+                )?),
             };
             bk.accumulate(x, gx)?;
         }

@@ -6,7 +6,7 @@
 //! keepdims column `[m, 1]` against `[m, n]`) run as flat index arithmetic; other patterns are
 //! materialised first.
 
-use ndarray::{ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, IxDyn, ShapeBuilder};
 
 use super::pool::Pool;
 use crate::tensor::gemm_into;
@@ -44,7 +44,7 @@ pub(crate) fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<IxD
 
 /// How an operand of `shape` is read when broadcast to `out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bc {
+pub(crate) enum Bc {
     /// Same elements in the same order.
     Same,
     /// One element.
@@ -57,7 +57,7 @@ enum Bc {
     General,
 }
 
-fn classify(shape: &[usize], out: &[usize]) -> Bc {
+pub(crate) fn classify(shape: &[usize], out: &[usize]) -> Bc {
     let n: usize = shape.iter().product();
     let total: usize = out.iter().product();
     if n == total {
@@ -80,7 +80,7 @@ fn classify(shape: &[usize], out: &[usize]) -> Bc {
 }
 
 #[inline(always)]
-fn at(bc: Bc, i: usize) -> usize {
+pub(crate) fn at(bc: Bc, i: usize) -> usize {
     match bc {
         Bc::Same => i,
         Bc::Scalar => 0,
@@ -340,6 +340,49 @@ fn mm2<T: Scalar>(c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>, b: ArrayView2<'
     let r = gemm_into(c, false, T::one(), a, b);
     crate::tensor::clear_upper_simd_state();
     r
+}
+
+/// A matrix inside a flat slice: element `(i, j)` at `i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided {
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
+}
+
+/// `C (+)= A·B` for `A` m×k and `B` k×n read through strides (so transposes and 1-D operands
+/// cost nothing): a plain loop for tiny products, faer above [`SMALL_MATMUL`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided<T: Scalar>(
+    accumulate: bool,
+    c: &mut [T],
+    sc: Strided,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    (m, k, n): (usize, usize, usize),
+) -> Result<()> {
+    if m * n * k > SMALL_MATMUL {
+        let views = (
+            ArrayView2::from_shape((m, k).strides((sa.rs, sa.cs)), a),
+            ArrayView2::from_shape((k, n).strides((sb.rs, sb.cs)), b),
+            ArrayViewMut2::from_shape((m, n).strides((sc.rs, sc.cs)), c),
+        );
+        if let (Ok(av), Ok(bv), Ok(cv)) = views {
+            return gemm_into(cv, accumulate, T::one(), av, bv);
+        }
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = T::zero();
+            for p in 0..k {
+                acc += a[i * sa.rs + p * sa.cs] * b[p * sb.rs + j * sb.cs];
+            }
+            let d = &mut c[i * sc.rs + j * sc.cs];
+            *d = if accumulate { *d + acc } else { acc };
+        }
+    }
+    Ok(())
 }
 
 /// `op(a)·op(b)` (see [`super::op::Op::MatMul`]).

@@ -50,6 +50,101 @@ pub enum Unary<T> {
     InRange(T, T),
 }
 
+/// `specialize_unary!(u, |c| body)`: `body` with `c` bound to `u` rebuilt from a constant
+/// variant, one arm per variant. A per-element `match c` inside `body` (e.g. in
+/// [`super::var::unary_value`]) then folds away at compile time, so one formula table serves
+/// scalar loops without a branch per element.
+macro_rules! specialize_unary {
+    ($u:expr, |$c:ident| $body:expr) => {
+        match $u {
+            Unary::Affine(s, k) => {
+                let $c = Unary::Affine(s, k);
+                $body
+            }
+            Unary::Square => {
+                let $c = Unary::Square;
+                $body
+            }
+            Unary::Exp => {
+                let $c = Unary::Exp;
+                $body
+            }
+            Unary::Log => {
+                let $c = Unary::Log;
+                $body
+            }
+            Unary::Sqrt => {
+                let $c = Unary::Sqrt;
+                $body
+            }
+            Unary::Powf(p) => {
+                let $c = Unary::Powf(p);
+                $body
+            }
+            Unary::Abs => {
+                let $c = Unary::Abs;
+                $body
+            }
+            Unary::Sin => {
+                let $c = Unary::Sin;
+                $body
+            }
+            Unary::Cos => {
+                let $c = Unary::Cos;
+                $body
+            }
+            Unary::Sigmoid => {
+                let $c = Unary::Sigmoid;
+                $body
+            }
+            Unary::Tanh => {
+                let $c = Unary::Tanh;
+                $body
+            }
+            Unary::Relu => {
+                let $c = Unary::Relu;
+                $body
+            }
+            Unary::LeakyRelu(a) => {
+                let $c = Unary::LeakyRelu(a);
+                $body
+            }
+            Unary::Softplus => {
+                let $c = Unary::Softplus;
+                $body
+            }
+            Unary::Clamp(lo, hi) => {
+                let $c = Unary::Clamp(lo, hi);
+                $body
+            }
+            Unary::Step => {
+                let $c = Unary::Step;
+                $body
+            }
+            Unary::Sign => {
+                let $c = Unary::Sign;
+                $body
+            }
+            Unary::LeakySlope(a) => {
+                let $c = Unary::LeakySlope(a);
+                $body
+            }
+            Unary::InRange(lo, hi) => {
+                let $c = Unary::InRange(lo, hi);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use specialize_unary;
+
+impl<T> Unary<T> {
+    /// Piecewise-constant functions (slopes of piecewise-linear ones): zero derivative.
+    pub(crate) fn is_piecewise_constant(&self) -> bool {
+        matches!(self, Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..))
+    }
+}
+
 /// An elementwise function of two tensors with numpy broadcasting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
@@ -149,6 +244,46 @@ impl<T: std::fmt::Display> Op<T> {
                 f(*b);
             }
             Op::Concat(xs, _) => xs.iter().copied().for_each(f),
+        }
+    }
+
+    /// The same op with every operand renamed by `f` (a compiled [`super::Plan`] renumbers nodes).
+    pub(crate) fn map_parents(&self, f: impl Fn(NodeId) -> NodeId) -> Op<T>
+    where
+        T: Copy,
+    {
+        match self {
+            Op::Leaf => Op::Leaf,
+            Op::Const => Op::Const,
+            Op::Invalid => Op::Invalid,
+            Op::Unary(a, u) => Op::Unary(f(*a), *u),
+            Op::Binary(a, b, k) => Op::Binary(f(*a), f(*b), *k),
+            Op::MatMul { a, b, ta, tb } => Op::MatMul { a: f(*a), b: f(*b), ta: *ta, tb: *tb },
+            Op::Permute(a, p) => Op::Permute(f(*a), p.clone()),
+            Op::Reshape(a) => Op::Reshape(f(*a)),
+            Op::BroadcastTo(a) => Op::BroadcastTo(f(*a)),
+            Op::SumTo(a) => Op::SumTo(f(*a)),
+            Op::Sum { a, axes, keepdims } => Op::Sum { a: f(*a), axes: *axes, keepdims: *keepdims },
+            Op::Mean { a, axes, keepdims } => Op::Mean { a: f(*a), axes: *axes, keepdims: *keepdims },
+            Op::Softmax(a, ax) => Op::Softmax(f(*a), *ax),
+            Op::LogSoftmax(a, ax) => Op::LogSoftmax(f(*a), *ax),
+            Op::Extreme { a, axis, keepdims, max } => {
+                Op::Extreme { a: f(*a), axis: *axis, keepdims: *keepdims, max: *max }
+            }
+            Op::Where(m, a, b) => Op::Where(m.clone(), f(*a), f(*b)),
+            Op::Concat(xs, ax) => Op::Concat(xs.iter().map(|&x| f(x)).collect(), *ax),
+            Op::Slice { a, axis, start, end } => {
+                Op::Slice { a: f(*a), axis: *axis, start: *start, end: *end }
+            }
+            Op::Pad { a, axis, start } => Op::Pad { a: f(*a), axis: *axis, start: *start },
+            Op::IndexSelect { a, axis, index } => {
+                Op::IndexSelect { a: f(*a), axis: *axis, index: index.clone() }
+            }
+            Op::IndexAdd { a, axis, index } => Op::IndexAdd { a: f(*a), axis: *axis, index: index.clone() },
+            Op::Gather { a, axis, index } => Op::Gather { a: f(*a), axis: *axis, index: index.clone() },
+            Op::ScatterAdd { a, axis, index } => {
+                Op::ScatterAdd { a: f(*a), axis: *axis, index: index.clone() }
+            }
         }
     }
 
