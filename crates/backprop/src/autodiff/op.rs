@@ -5,7 +5,11 @@ use std::rc::Rc;
 
 use ndarray::ArrayD;
 
-use super::tape::NodeId;
+use super::kernels as k;
+use super::pool::Pool;
+use super::tape::{Node, NodeId};
+use super::var::{binary_kernel, reduce_kernel, unary_kernel};
+use crate::{Error, Result, Scalar};
 
 /// An elementwise function of one tensor, `y = f(x)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -347,6 +351,43 @@ impl<T: std::fmt::Display> Op<T> {
             Op::IndexAdd { axis, .. } => format!("index_add(axis={axis})"),
             Op::Gather { axis, .. } => format!("gather(axis={axis})"),
             Op::ScatterAdd { axis, .. } => format!("scatter_add(axis={axis})"),
+        }
+    }
+}
+
+impl<T: Scalar> Op<T> {
+    /// The forward kernel of any op: its value from its operands' values in `n`, with `shape`
+    /// (the recorded output shape) supplying the sizes the op does not store. Used to replay
+    /// ([`super::Plan`]) and to compute deferred values (see [`super::tape::Node::pending`]).
+    pub(crate) fn eval(&self, n: &[Node<T>], shape: &[usize], pool: &mut Pool<T>) -> Result<ArrayD<T>> {
+        let v = |id: &NodeId| &n[id.index()].value;
+        match self {
+            Op::Leaf | Op::Const | Op::Invalid => {
+                Err(Error::Autodiff("internal: evaluating an input".into()))
+            }
+            Op::Unary(a, u) => Ok(unary_kernel(pool, v(a), *u)),
+            Op::Binary(a, b, kind) => binary_kernel(pool, v(a), v(b), *kind),
+            Op::MatMul { a, b, ta, tb } => k::matmul(pool, v(a), *ta, v(b), *tb),
+            Op::Permute(a, p) => k::permute(pool, v(a), p),
+            Op::Reshape(a) => k::reshape(pool, v(a), shape),
+            Op::BroadcastTo(a) => k::broadcast_to(pool, v(a), shape),
+            Op::SumTo(a) => k::sum_to(pool, v(a), shape),
+            Op::Sum { a, axes, keepdims } => reduce_kernel(pool, v(a), false, *axes, *keepdims),
+            Op::Mean { a, axes, keepdims } => reduce_kernel(pool, v(a), true, *axes, *keepdims),
+            Op::Softmax(a, axis) => k::softmax(pool, v(a), *axis, false),
+            Op::LogSoftmax(a, axis) => k::softmax(pool, v(a), *axis, true),
+            Op::Extreme { a, axis, keepdims, max } => k::extreme(pool, v(a), *axis, *keepdims, *max),
+            Op::Where(mask, a, b) => k::where_(pool, mask, v(a), v(b)),
+            Op::Concat(xs, axis) => {
+                let arrs: Vec<&ArrayD<T>> = xs.iter().map(v).collect();
+                k::concat(pool, &arrs, *axis)
+            }
+            Op::Slice { a, axis, start, end } => k::slice(pool, v(a), *axis, *start, *end),
+            Op::Pad { a, axis, start } => k::pad(pool, v(a), *axis, *start, shape[*axis]),
+            Op::IndexSelect { a, axis, index } => k::index_select(pool, v(a), *axis, index),
+            Op::IndexAdd { a, axis, index } => k::index_add(pool, v(a), *axis, index, shape[*axis]),
+            Op::Gather { a, axis, index } => k::gather(pool, v(a), *axis, index),
+            Op::ScatterAdd { a, axis, index } => k::scatter_add(pool, v(a), *axis, index, shape[*axis]),
         }
     }
 }

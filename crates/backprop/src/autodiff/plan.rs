@@ -20,7 +20,7 @@ use super::kernels::{self as k, Bc, Strided, at, gemm_strided, sl};
 use super::op::{Binary, Op, Unary, specialize_unary};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape};
-use super::var::{Var, binary_kernel, mean_scale, reduce_kernel, unary_into, unary_kernel};
+use super::var::{Var, mean_scale, unary_into};
 use crate::{Error, Result, Scalar};
 
 /// How a node is replayed (operands are plan indices).
@@ -137,6 +137,7 @@ impl<T: Scalar> Tape<T> {
                     op: node.op.map_parents(|p| NodeId(new_id[p.index()])),
                     value: pool.copy(&node.value),
                     name: node.name.clone(),
+                    pending: false,
                 });
             }
         }
@@ -232,40 +233,6 @@ fn step_of<T: Scalar>(node: &Node<T>, nodes: &[Node<T>]) -> Step<T> {
         }
         Op::Reshape(a) => Step::Reshape(a.index()),
         _ => Step::General,
-    }
-}
-
-/// The forward kernel of any op, for replay: the value of `op` from its operands' values, with
-/// `shape` (the recorded output shape) supplying the sizes the op does not store.
-fn eval<T: Scalar>(op: &Op<T>, n: &[Node<T>], shape: &[usize], pool: &mut Pool<T>) -> Result<ArrayD<T>> {
-    let v = |id: &NodeId| &n[id.index()].value;
-    match op {
-        Op::Leaf | Op::Const | Op::Invalid => {
-            Err(Error::Autodiff("internal: a plan evaluates an input".into()))
-        }
-        Op::Unary(a, u) => Ok(unary_kernel(pool, v(a), *u)),
-        Op::Binary(a, b, kind) => binary_kernel(pool, v(a), v(b), *kind),
-        Op::MatMul { a, b, ta, tb } => k::matmul(pool, v(a), *ta, v(b), *tb),
-        Op::Permute(a, p) => k::permute(pool, v(a), p),
-        Op::Reshape(a) => k::reshape(pool, v(a), shape),
-        Op::BroadcastTo(a) => k::broadcast_to(pool, v(a), shape),
-        Op::SumTo(a) => k::sum_to(pool, v(a), shape),
-        Op::Sum { a, axes, keepdims } => reduce_kernel(pool, v(a), false, *axes, *keepdims),
-        Op::Mean { a, axes, keepdims } => reduce_kernel(pool, v(a), true, *axes, *keepdims),
-        Op::Softmax(a, axis) => k::softmax(pool, v(a), *axis, false),
-        Op::LogSoftmax(a, axis) => k::softmax(pool, v(a), *axis, true),
-        Op::Extreme { a, axis, keepdims, max } => k::extreme(pool, v(a), *axis, *keepdims, *max),
-        Op::Where(mask, a, b) => k::where_(pool, mask, v(a), v(b)),
-        Op::Concat(xs, axis) => {
-            let arrs: Vec<&ArrayD<T>> = xs.iter().map(v).collect();
-            k::concat(pool, &arrs, *axis)
-        }
-        Op::Slice { a, axis, start, end } => k::slice(pool, v(a), *axis, *start, *end),
-        Op::Pad { a, axis, start } => k::pad(pool, v(a), *axis, *start, shape[*axis]),
-        Op::IndexSelect { a, axis, index } => k::index_select(pool, v(a), *axis, index),
-        Op::IndexAdd { a, axis, index } => k::index_add(pool, v(a), *axis, index, shape[*axis]),
-        Op::Gather { a, axis, index } => k::gather(pool, v(a), *axis, index),
-        Op::ScatterAdd { a, axis, index } => k::scatter_add(pool, v(a), *axis, index, shape[*axis]),
     }
 }
 
@@ -411,7 +378,7 @@ impl<T: Scalar> Plan<T> {
                 Step::General => {
                     self.sync_shadow(i);
                     let node = &self.shadow[i];
-                    let v = eval(&node.op, &self.shadow, node.value.shape(), &mut self.pool)?;
+                    let v = node.op.eval(&self.shadow, node.value.shape(), &mut self.pool)?;
                     part_mut(&mut self.vals, self.span[i]).copy_from_slice(sl(&v));
                     self.pool.recycle(v);
                 }
