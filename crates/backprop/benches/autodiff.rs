@@ -42,6 +42,22 @@ fn notebook_bench(c: &mut Criterion) {
             black_box(&grads);
         })
     });
+    // Record once, replay: every step sets the sample and the (updated) weights, then runs the
+    // forward and backward passes of the compiled plan.
+    let rec = Tape::<f64>::new();
+    let net = notebook_network(&rec, notebook::NOTEBOOK_Y, x.view(), &w).expect("records");
+    let mut plan = rec.compile(net.loss, &net.params(), &[net.x]).expect("compiles");
+    let b_2 = ndarray::arr0(w.b_2);
+    c.bench_function("notebook/replay", |b| {
+        b.iter(|| {
+            plan.set_data(0, black_box(&x)).expect("shape");
+            plan.set_param(0, &w.w_1).expect("shape");
+            plan.set_param(1, &w.w_2).expect("shape");
+            plan.set_param(2, &w.b_1).expect("shape");
+            plan.set_param(3, &b_2).expect("shape");
+            black_box(plan.grad_into(&mut grads).expect("gradient"));
+        })
+    });
     c.bench_function("notebook/hand_derived", |b| {
         b.iter(|| black_box(notebook::simple_backpropagation(1.0, black_box(x.view()), &w).expect("ok")))
     });
@@ -135,6 +151,20 @@ fn hvp_bench(c: &mut Criterion) {
             let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
             tape.grad_into(loss, &params, &mut grads).expect("gradient");
             black_box(&grads);
+        })
+    });
+    g.bench_function("record", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, _params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+            black_box(loss);
+        })
+    });
+    g.bench_function("grad_graph", |b| {
+        b.iter(|| {
+            tape.reset();
+            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+            black_box(tape.grad_graph(loss, &params).expect("gg"));
         })
     });
     g.bench_function("hvp", |b| {

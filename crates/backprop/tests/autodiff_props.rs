@@ -63,6 +63,21 @@ fn loss<'t>(t: &'t Tape<f64>, kind: usize, x: Var<'t, f64>, a: Var<'t, f64>) -> 
     }
 }
 
+/// The random graph of `ops` and `kind` over the four inputs: (loss, input vars).
+fn record<'t>(
+    t: &'t Tape<f64>,
+    ins: &[ArrayD<f64>; 4],
+    ops: &[usize],
+    kind: usize,
+) -> (Var<'t, f64>, Vec<Var<'t, f64>>) {
+    let v: Vec<Var<'t, f64>> = ins.iter().map(|a| t.var(a)).collect();
+    let mut x = v[0];
+    for &op in ops {
+        x = step(t, op, x, v[1], v[2], v[3]);
+    }
+    (loss(t, kind, x, v[1]), v)
+}
+
 fn arr(shape: &[usize], v: &[f64]) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap()
 }
@@ -92,6 +107,34 @@ proptest! {
             )
             .unwrap();
         prop_assert!(r.passed, "ops {:?}, loss {}:\n{}", ops, kind, r);
+    }
+
+    #[test]
+    fn compiled_plans_replay_random_graphs_like_fresh_recordings(
+        ops in prop::collection::vec(0..OPS, 1..5),
+        kind in 0usize..5,
+        vals in prop::collection::vec(-1.5f64..1.5, 21),
+        vals2 in prop::collection::vec(-1.5f64..1.5, 21),
+    ) {
+        // Record at `vals`, compile, replay at `vals2`; compare with a recording at `vals2`.
+        let inputs = |v: &[f64]| [arr(&[2, 3], &v[..6]), arr(&[2, 3], &v[6..12]), arr(&[3], &v[12..15]), arr(&[3, 2], &v[15..21])];
+        let tape = Tape::<f64>::new();
+        let (out, params) = record(&tape, &inputs(&vals), &ops, kind);
+        let mut plan = tape.compile(out, &params, &[]).unwrap();
+        let ins2 = inputs(&vals2);
+        for (k, a) in ins2.iter().enumerate() {
+            plan.set_param(k, a).unwrap();
+        }
+        let mut g: Vec<ArrayD<f64>> = (0..4).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+        let l = plan.grad_into(&mut g).unwrap();
+        let t2 = Tape::<f64>::new();
+        let (o2, p2) = record(&t2, &ins2, &ops, kind);
+        let want = t2.grad(o2, &p2).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-10 * (1.0 + b.abs());
+        prop_assert!(close(l, o2.item().unwrap()), "ops {:?}, loss {}: {} vs {}", ops, kind, l, o2.item().unwrap());
+        for (a, b) in g.iter().zip(&want) {
+            prop_assert!(a.shape() == b.shape() && a.iter().zip(b).all(|(x, y)| close(*x, *y)), "ops {:?}, loss {}:\n{}\nvs\n{}", ops, kind, a, b);
+        }
     }
 
     #[test]

@@ -10,15 +10,16 @@
 //! - [`Graph`] runs it as tape ops: the backward pass is itself recorded, so a gradient is a
 //!   [`Var`] and can be differentiated again, to any order.
 //!
-//! Elementwise rules are one expression compiled twice (`rule1!`/`rule2!`): once on scalars,
-//! once on `Var`s, so the two paths cannot disagree.
+//! Elementwise rules are one expression compiled twice ([`unary_adjoint`], `rule2!`): once on
+//! scalars, once on `Var`s, so the two paths cannot disagree.
 
+use std::ops::{Div, Mul, Neg};
 use std::rc::Rc;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 use super::kernels::{self as k, reduced_shape, sl};
-use super::op::{Binary, Op, Unary};
+use super::op::{Binary, Op, Unary, specialize_unary};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape, first_non_finite};
 use super::var::{ScalarExt, Var};
@@ -64,11 +65,30 @@ pub(crate) trait Backend<'t, T: Scalar> {
     fn scale(&mut self, h: Self::H, c: T) -> Result<Self::H>;
     fn exp(&mut self, h: &Self::H) -> Result<Self::H>;
     fn sum_to(&mut self, h: Self::H, shape: &[usize]) -> Result<Self::H>;
+    /// [`Backend::sum_to`] of a borrowed handle (a new tensor; `h` stays usable).
+    fn sum_to_ref(&mut self, h: &Self::H, shape: &[usize]) -> Result<Self::H> {
+        let d = self.dup(h);
+        self.sum_to(d, shape)
+    }
+    /// `x̄ += broadcast(h)` to `x`'s shape: the numeric path adds without materialising the
+    /// broadcast when `x̄` exists.
+    fn accumulate_broadcast(&mut self, id: NodeId, h: Self::H) -> Result<()> {
+        let sx = self.shape_of(id);
+        let b = self.broadcast_to(&h, sx.slice())?;
+        self.done(h);
+        self.accumulate(id, b)
+    }
     fn broadcast_to(&mut self, h: &Self::H, shape: &[usize]) -> Result<Self::H>;
     fn reshape(&mut self, h: Self::H, shape: &[usize]) -> Result<Self::H>;
     fn permute(&mut self, h: &Self::H, perm: &[usize]) -> Result<Self::H>;
     fn sum_axes(&mut self, h: &Self::H, axes: u64, keepdims: bool) -> Result<Self::H>;
     fn matmul(&mut self, a: &Self::H, ta: bool, b: &Self::H, tb: bool) -> Result<Self::H>;
+    /// `x̄ += op(a)·op(b)` where the product has `x`'s shape: fused, so the numeric path adds
+    /// the product straight into an existing adjoint (no temporary, no extra pass).
+    fn matmul_acc(&mut self, id: NodeId, a: &Self::H, ta: bool, b: &Self::H, tb: bool) -> Result<()> {
+        let r = self.matmul(a, ta, b, tb)?;
+        self.accumulate(id, r)
+    }
     fn slice(&mut self, h: &Self::H, axis: usize, start: usize, end: usize) -> Result<Self::H>;
     fn pad(&mut self, h: &Self::H, axis: usize, start: usize, len: usize) -> Result<Self::H>;
     fn index_select(&mut self, h: &Self::H, axis: usize, index: &Rc<[usize]>) -> Result<Self::H>;
@@ -87,19 +107,6 @@ pub(crate) trait Backend<'t, T: Scalar> {
     fn extreme_mask(&mut self, a: NodeId, axis: usize, max: bool) -> Rc<ArrayD<bool>>;
 }
 
-/// `rule1!(bk, g, x, y; |g, x, y| expr)`: a unary op's rule, one expression for both paths.
-macro_rules! rule1 {
-    ($bk:ident, $g:expr, $x:expr, $y:expr; |$gv:ident, $xv:ident, $yv:ident| $e:expr) => {
-        $bk.unary(
-            $g,
-            $x,
-            $y,
-            |$gv: T, $xv: T, $yv: T| $e,
-            |$gv: Var<'t, T>, $xv: Var<'t, T>, $yv: Var<'t, T>| $e,
-        )?
-    };
-}
-
 /// `rule2!(bk, &g, (a, b), y; |g, a, b, y| expr)`: one operand's adjoint of a binary op, in
 /// the output's shape (the caller sums it down to the operand's shape).
 macro_rules! rule2 {
@@ -112,6 +119,131 @@ macro_rules! rule2 {
             |$gv: Var<'t, T>, $av: Var<'t, T>, $bv: Var<'t, T>, $yv: Var<'t, T>| $e,
         )?
     };
+}
+
+/// What a unary rule computes with: plain scalars (the numeric paths) or recorded [`Var`]s (the
+/// differentiable path), so each formula below is written once for both.
+pub(crate) trait RuleVal<T: Scalar>:
+    Copy + Mul<Output = Self> + Mul<T, Output = Self> + Div<Output = Self> + Neg<Output = Self>
+{
+    fn square(self) -> Self;
+    fn cos(self) -> Self;
+    fn sin(self) -> Self;
+    fn powf(self, p: T) -> Self;
+    fn one_minus(self) -> Self;
+    fn sigmoid(self) -> Self;
+    fn step(self) -> Self;
+    fn sgn(self) -> Self;
+    fn leaky_slope(self, alpha: T) -> Self;
+    fn in_range(self, lo: T, hi: T) -> Self;
+}
+
+impl<T: Scalar> RuleVal<T> for T {
+    fn square(self) -> Self {
+        self * self
+    }
+    fn cos(self) -> Self {
+        num_traits::Float::cos(self)
+    }
+    fn sin(self) -> Self {
+        num_traits::Float::sin(self)
+    }
+    fn powf(self, p: T) -> Self {
+        num_traits::Float::powf(self, p)
+    }
+    fn one_minus(self) -> Self {
+        ScalarExt::one_minus(self)
+    }
+    fn sigmoid(self) -> Self {
+        ScalarExt::sigmoid(self)
+    }
+    fn step(self) -> Self {
+        ScalarExt::step(self)
+    }
+    fn sgn(self) -> Self {
+        ScalarExt::sgn(self)
+    }
+    fn leaky_slope(self, alpha: T) -> Self {
+        ScalarExt::leaky_slope(self, alpha)
+    }
+    fn in_range(self, lo: T, hi: T) -> Self {
+        ScalarExt::in_range(self, lo, hi)
+    }
+}
+
+impl<'t, T: Scalar> RuleVal<T> for Var<'t, T> {
+    // One node, not `y·y`: the second derivative then sees one operand, not two.
+    fn square(self) -> Self {
+        Var::square(self)
+    }
+    fn cos(self) -> Self {
+        Var::cos(self)
+    }
+    fn sin(self) -> Self {
+        Var::sin(self)
+    }
+    fn powf(self, p: T) -> Self {
+        Var::powf(self, p)
+    }
+    fn one_minus(self) -> Self {
+        Var::one_minus(self)
+    }
+    fn sigmoid(self) -> Self {
+        Var::sigmoid(self)
+    }
+    fn step(self) -> Self {
+        Var::step(self)
+    }
+    fn sgn(self) -> Self {
+        Var::sgn(self)
+    }
+    fn leaky_slope(self, alpha: T) -> Self {
+        Var::leaky_slope(self, alpha)
+    }
+    fn in_range(self, lo: T, hi: T) -> Self {
+        Var::in_range(self, lo, hi)
+    }
+}
+
+/// `x̄ = ȳ·f'(x)` for a unary `y = f(x)`, given `ȳ`, `x` and the saved output `y`: THE table of
+/// unary derivatives, for numbers and for recorded nodes alike. Affine and the piecewise-constant
+/// functions are handled by the caller (a scaling, and zero).
+#[inline(always)]
+pub(crate) fn unary_adjoint<T: Scalar, V: RuleVal<T>>(u: Unary<T>, g: V, x: V, y: V) -> V {
+    match u {
+        // y = s·x + c  ⇒  x̄ = s·ȳ
+        Unary::Affine(s, _) => g * s,
+        // y = x²  ⇒  x̄ = 2x·ȳ
+        Unary::Square => g * x * T::of(2.0),
+        // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
+        Unary::Exp => g * y,
+        // y = ln x  ⇒  x̄ = ȳ/x
+        Unary::Log => g / x,
+        // y = √x  ⇒  x̄ = ȳ/(2y)
+        Unary::Sqrt => g / y * T::of(0.5),
+        // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
+        Unary::Powf(p) => g * x.powf(p - T::one()) * p,
+        // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
+        Unary::Abs => g * x.sgn(),
+        // y = sin x  ⇒  x̄ = cos x·ȳ
+        Unary::Sin => g * x.cos(),
+        // y = cos x  ⇒  x̄ = −sin x·ȳ
+        Unary::Cos => -(g * x.sin()),
+        // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
+        Unary::Sigmoid => g * y * y.one_minus(),
+        // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ
+        Unary::Tanh => g * y.square().one_minus(),
+        // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
+        Unary::Relu => g * x.step(),
+        // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
+        Unary::LeakyRelu(al) => g * x.leaky_slope(al),
+        // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
+        Unary::Softplus => g * x.sigmoid(),
+        // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
+        Unary::Clamp(lo, hi) => g * x.in_range(lo, hi),
+        // Piecewise constant: derivative zero almost everywhere.
+        Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => g * T::zero(),
+    }
 }
 
 /// The shape with a length-1 axis inserted at `at` (1-D matmul operands promoted to 2-D).
@@ -141,46 +273,20 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
         Op::Leaf | Op::Const | Op::Invalid => bk.done(g),
         Op::Unary(x, u) => {
             let x = *x;
-            if !bk.wants(x) {
+            if !bk.wants(x) || u.is_piecewise_constant() {
                 bk.done(g);
                 return Ok(());
             }
             let gx = match *u {
                 // y = s·x + c  ⇒  x̄ = s·ȳ
                 Unary::Affine(s, _) => bk.scale(g, s)?,
-                // y = x²  ⇒  x̄ = 2x·ȳ
-                Unary::Square => rule1!(bk, g, x, y; |g, x, _y| g * x * T::of(2.0)),
-                // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
-                Unary::Exp => rule1!(bk, g, x, y; |g, _x, y| g * y),
-                // y = ln x  ⇒  x̄ = ȳ/x
-                Unary::Log => rule1!(bk, g, x, y; |g, x, _y| g / x),
-                // y = √x  ⇒  x̄ = ȳ/(2y)
-                Unary::Sqrt => rule1!(bk, g, x, y; |g, _x, y| g / y * T::of(0.5)),
-                // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
-                Unary::Powf(p) => rule1!(bk, g, x, y; |g, x, _y| g * x.powf(p - T::one()) * p),
-                // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
-                Unary::Abs => rule1!(bk, g, x, y; |g, x, _y| g * x.sgn()),
-                // y = sin x  ⇒  x̄ = cos x·ȳ
-                Unary::Sin => rule1!(bk, g, x, y; |g, x, _y| g * x.cos()),
-                // y = cos x  ⇒  x̄ = −sin x·ȳ
-                Unary::Cos => rule1!(bk, g, x, y; |g, x, _y| -(g * x.sin())),
-                // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
-                Unary::Sigmoid => rule1!(bk, g, x, y; |g, _x, y| g * y * y.one_minus()),
-                // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ
-                Unary::Tanh => rule1!(bk, g, x, y; |g, _x, y| g * (y * y).one_minus()),
-                // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
-                Unary::Relu => rule1!(bk, g, x, y; |g, x, _y| g * x.step()),
-                // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
-                Unary::LeakyRelu(al) => rule1!(bk, g, x, y; |g, x, _y| g * x.leaky_slope(al)),
-                // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
-                Unary::Softplus => rule1!(bk, g, x, y; |g, x, _y| g * x.sigmoid()),
-                // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
-                Unary::Clamp(lo, hi) => rule1!(bk, g, x, y; |g, x, _y| g * x.in_range(lo, hi)),
-                // Piecewise constant: derivative zero almost everywhere.
-                Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => {
-                    bk.done(g);
-                    return Ok(());
-                }
+                u => specialize_unary!(u, |c| bk.unary(
+                    g,
+                    x,
+                    y,
+                    |g: T, x: T, y: T| unary_adjoint(c, g, x, y),
+                    |g: Var<'t, T>, x: Var<'t, T>, y: Var<'t, T>| unary_adjoint(c, g, x, y),
+                )?),
             };
             bk.accumulate(x, gx)?;
         }
@@ -192,11 +298,21 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             match kind {
                 // y = a + b  ⇒  ā = Σ ȳ,  b̄ = Σ ȳ;   y = a − b  ⇒  ā = Σ ȳ,  b̄ = −Σ ȳ
                 Binary::Add | Binary::Sub => {
+                    // When both need ȳ, a broadcast operand reduces it in place and the other
+                    // takes it: no copy (a copy only when neither is broadcast).
+                    let sy = bk.shape_of(y);
                     let (ga, gb) = match (wa, wb) {
-                        (true, true) => (Some(bk.dup(&g)), Some(g)),
-                        (true, false) => (Some(g), None),
-                        (false, true) => (None, Some(g)),
-                        (false, false) => {
+                        (true, true) if sb != sy => (None, Some(bk.sum_to_ref(&g, sb.slice())?)),
+                        (true, true) if sa != sy => (Some(bk.sum_to_ref(&g, sa.slice())?), None),
+                        (true, true) => (Some(bk.dup(&g)), None),
+                        _ => (None, None),
+                    };
+                    let (ga, gb) = match (wa, wb, ga, gb) {
+                        (true, true, Some(ga), None) => (Some(ga), Some(g)),
+                        (true, true, None, Some(gb)) => (Some(g), Some(gb)),
+                        (true, false, ..) => (Some(g), None),
+                        (false, true, ..) => (None, Some(g)),
+                        _ => {
                             bk.done(g);
                             (None, None)
                         }
@@ -263,20 +379,39 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             if wa {
                 let bn = bk.node(b);
                 let bn = if b1 { bk.reshape(bn, pb.slice())? } else { bn };
-                let ga = if !ta { bk.matmul(&g2, false, &bn, !tb)? } else { bk.matmul(&bn, tb, &g2, true)? };
+                if !a1 && !b1 && sa.ndim() == sy.ndim() {
+                    // The product already has A's shape: add it straight into Ā.
+                    if !ta {
+                        bk.matmul_acc(a, &g2, false, &bn, !tb)?
+                    } else {
+                        bk.matmul_acc(a, &bn, tb, &g2, true)?
+                    }
+                } else {
+                    let ga =
+                        if !ta { bk.matmul(&g2, false, &bn, !tb)? } else { bk.matmul(&bn, tb, &g2, true)? };
+                    let ga = bk.sum_to(ga, pa.slice())?;
+                    let ga = if a1 { bk.reshape(ga, sa.slice())? } else { ga };
+                    bk.accumulate(a, ga)?;
+                }
                 bk.done(bn);
-                let ga = bk.sum_to(ga, pa.slice())?;
-                let ga = if a1 { bk.reshape(ga, sa.slice())? } else { ga };
-                bk.accumulate(a, ga)?;
             }
             if wb {
                 let an = bk.node(a);
                 let an = if a1 { bk.reshape(an, pa.slice())? } else { an };
-                let gb = if !tb { bk.matmul(&an, !ta, &g2, false)? } else { bk.matmul(&g2, true, &an, ta)? };
+                if !a1 && !b1 && sb.ndim() == sy.ndim() {
+                    if !tb {
+                        bk.matmul_acc(b, &an, !ta, &g2, false)?
+                    } else {
+                        bk.matmul_acc(b, &g2, true, &an, ta)?
+                    }
+                } else {
+                    let gb =
+                        if !tb { bk.matmul(&an, !ta, &g2, false)? } else { bk.matmul(&g2, true, &an, ta)? };
+                    let gb = bk.sum_to(gb, pb.slice())?;
+                    let gb = if b1 { bk.reshape(gb, sb.slice())? } else { gb };
+                    bk.accumulate(b, gb)?;
+                }
                 bk.done(an);
-                let gb = bk.sum_to(gb, pb.slice())?;
-                let gb = if b1 { bk.reshape(gb, sb.slice())? } else { gb };
-                bk.accumulate(b, gb)?;
             }
             bk.done(g2);
         }
@@ -303,24 +438,19 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             bk.accumulate(*x, gx)?;
         }
         // y = sum_to(x)  ⇒  x̄ = broadcast(ȳ, shape(x))
-        Op::SumTo(x) => {
-            let sx = bk.shape_of(*x);
-            let gx = bk.broadcast_to(&g, sx.slice())?;
-            bk.done(g);
-            bk.accumulate(*x, gx)?;
-        }
+        Op::SumTo(x) => bk.accumulate_broadcast(*x, g)?,
         // y = Σ_axes x  ⇒  x̄ = broadcast(ȳ) (every summand gets ȳ); mean also divides by the count
         Op::Sum { a, axes, keepdims } | Op::Mean { a, axes, keepdims } => {
             let sx = bk.shape_of(*a);
             let gk =
                 if *keepdims { g } else { bk.reshape(g, reduced_shape(sx.slice(), *axes, true).slice())? };
-            let mut gx = bk.broadcast_to(&gk, sx.slice())?;
-            bk.done(gk);
-            if let Op::Mean { .. } = op {
+            let gk = if let Op::Mean { .. } = op {
                 let count: usize = (0..sx.ndim()).filter(|d| axes >> d & 1 == 1).map(|d| sx[d]).product();
-                gx = bk.scale(gx, T::one() / T::of(count as f64))?;
-            }
-            bk.accumulate(*a, gx)?;
+                bk.scale(gk, T::one() / T::of(count as f64))?
+            } else {
+                gk
+            };
+            bk.accumulate_broadcast(*a, gk)?;
         }
         // y = softmax(x)  ⇒  x̄ = y ⊙ (ȳ − Σ_axis ȳ ⊙ y)
         Op::Softmax(x, axis) => {
@@ -583,6 +713,26 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
     fn broadcast_to(&mut self, h: &NH<T>, shape: &[usize]) -> Result<NH<T>> {
         Ok(NH::Own(k::broadcast_to(self.pool, res(self.nodes, h), shape)?))
     }
+    fn sum_to_ref(&mut self, h: &NH<T>, shape: &[usize]) -> Result<NH<T>> {
+        Ok(NH::Own(k::sum_to(self.pool, res(self.nodes, h), shape)?))
+    }
+    fn accumulate_broadcast(&mut self, id: NodeId, h: NH<T>) -> Result<()> {
+        if !self.relevant[id.index()] {
+            self.done(h);
+            return Ok(());
+        }
+        if !self.check_finite {
+            if let Some(acc) = &mut self.adj[id.index()] {
+                let r = k::add_broadcast(acc, res(self.nodes, &h));
+                self.done(h);
+                return r;
+            }
+        }
+        let sx = self.shape_of(id);
+        let b = self.broadcast_to(&h, sx.slice())?;
+        self.done(h);
+        self.accumulate(id, b)
+    }
     fn reshape(&mut self, h: NH<T>, shape: &[usize]) -> Result<NH<T>> {
         match h {
             NH::Own(a) if a.len() == shape.iter().product::<usize>() => {
@@ -603,6 +753,18 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
     }
     fn matmul(&mut self, a: &NH<T>, ta: bool, b: &NH<T>, tb: bool) -> Result<NH<T>> {
         Ok(NH::Own(k::matmul(self.pool, res(self.nodes, a), ta, res(self.nodes, b), tb)?))
+    }
+    fn matmul_acc(&mut self, id: NodeId, a: &NH<T>, ta: bool, b: &NH<T>, tb: bool) -> Result<()> {
+        if !self.relevant[id.index()] {
+            return Ok(());
+        }
+        if !self.check_finite {
+            if let Some(acc) = &mut self.adj[id.index()] {
+                return k::matmul_acc(acc, res(self.nodes, a), ta, res(self.nodes, b), tb);
+            }
+        }
+        let r = self.matmul(a, ta, b, tb)?;
+        self.accumulate(id, r)
     }
     fn slice(&mut self, h: &NH<T>, axis: usize, start: usize, end: usize) -> Result<NH<T>> {
         Ok(NH::Own(k::slice(self.pool, res(self.nodes, h), axis, start, end)?))
@@ -651,6 +813,8 @@ pub(crate) struct Graph<'t, T: Scalar> {
     pub(crate) tape: &'t Tape<T>,
     pub(crate) adj: Vec<Option<NodeId>>,
     pub(crate) relevant: Vec<bool>,
+    /// Requested inputs whose gradient value may stay pending (see [`Graph::matmul_acc`]).
+    pub(crate) defer: Vec<bool>,
 }
 
 impl<'t, T: Scalar> Graph<'t, T> {
@@ -743,6 +907,22 @@ impl<'t, T: Scalar> Backend<'t, T> for Graph<'t, T> {
     }
     fn matmul(&mut self, a: &NodeId, ta: bool, b: &NodeId, tb: bool) -> Result<NodeId> {
         Ok(self.v(*a).matmul_t(self.v(*b), ta, tb).id)
+    }
+    /// A product that is the whole gradient of a deferred input (a weight's `Ȳᵀ·X`) is recorded
+    /// with its value pending: a Hessian-vector product seeds it but never reads its value, so
+    /// the matrix product is skipped (for an MLP, one GEMM per layer of the recorded gradient).
+    fn matmul_acc(&mut self, id: NodeId, a: &NodeId, ta: bool, b: &NodeId, tb: bool) -> Result<()> {
+        let i = id.index();
+        let deferrable =
+            self.defer.get(i).copied().unwrap_or(false) && self.relevant[i] && self.adj[i].is_none();
+        if deferrable && !self.tape.is_pending(*a) && !self.tape.is_pending(*b) {
+            let shape = k::matmul_shape(self.shape_of(*a).slice(), ta, self.shape_of(*b).slice(), tb)?;
+            let v = self.tape.push_pending(Op::MatMul { a: *a, b: *b, ta, tb }, shape.slice());
+            self.adj[i] = Some(v.id);
+            return Ok(());
+        }
+        let r = self.matmul(a, ta, b, tb)?;
+        self.accumulate(id, r)
     }
     fn slice(&mut self, h: &NodeId, axis: usize, start: usize, end: usize) -> Result<NodeId> {
         Ok(self.v(*h).slice(axis, start, end).id)

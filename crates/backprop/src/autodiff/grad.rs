@@ -254,12 +254,39 @@ impl<T: Scalar> Tape<T> {
         self.vjp_graph(output, inputs, seed)
     }
 
+    /// The recorded gradient as seeds for a second sweep: values of the inputs' final gradient
+    /// products may stay pending (never read by the sweep that seeds them).
+    fn grad_graph_seeds<'t>(&'t self, output: Var<'t, T>, inputs: &[Var<'t, T>]) -> Result<Vec<Var<'t, T>>> {
+        self.check_all(&[output], inputs)?;
+        let shape = output.shape();
+        if shape.iter().product::<usize>() != 1 {
+            return Err(Error::Autodiff(format!(
+                "the Hessian needs a scalar output but node {} has shape {shape:?}",
+                output.id.index()
+            )));
+        }
+        let seed = self.push_const(|_, pool| Ok(pool.full(&shape, T::one())));
+        self.vjp_graph_with(output, inputs, seed, true)
+    }
+
     /// Recorded vector-Jacobian product with a seed `Var` of the output's shape.
     pub fn vjp_graph<'t>(
         &'t self,
         output: Var<'t, T>,
         inputs: &[Var<'t, T>],
         seed: Var<'t, T>,
+    ) -> Result<Vec<Var<'t, T>>> {
+        self.vjp_graph_with(output, inputs, seed, false)
+    }
+
+    /// [`Tape::vjp_graph`]; with `defer`, an input's gradient may be a node whose value is
+    /// pending (only for internal callers that seed those nodes without reading them).
+    fn vjp_graph_with<'t>(
+        &'t self,
+        output: Var<'t, T>,
+        inputs: &[Var<'t, T>],
+        seed: Var<'t, T>,
+        defer: bool,
     ) -> Result<Vec<Var<'t, T>>> {
         self.check_all(&[output, seed], inputs)?;
         if seed.shape() != output.shape() {
@@ -271,7 +298,12 @@ impl<T: Scalar> Tape<T> {
         let top = output.id.index();
         let mut relevant = Vec::new();
         mark_relevant(&self.nodes(), top, Some(inputs), &mut relevant);
-        let mut bk = Graph { tape: self, adj: vec![None; top + 1], relevant };
+        let mut deferred = Vec::new();
+        if defer {
+            deferred.resize(top + 1, false);
+            inputs.iter().filter(|v| v.id.index() <= top).for_each(|v| deferred[v.id.index()] = true);
+        }
+        let mut bk = Graph { tape: self, adj: vec![None; top + 1], relevant, defer: deferred };
         super::backward::Backend::<T>::accumulate(&mut bk, output.id, seed.id)?;
         for i in (0..=top).rev() {
             if !bk.relevant[i] {
@@ -322,7 +354,7 @@ impl<T: Scalar> Tape<T> {
         }
         let mark = self.len();
         let r = (|| {
-            let gs = self.grad_graph(output, inputs)?;
+            let gs = self.grad_graph_seeds(output, inputs)?;
             let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, self.pooled(d))).collect();
             self.vjp_multi(seeds, inputs)
         })();
@@ -338,7 +370,7 @@ impl<T: Scalar> Tape<T> {
         let n: usize = sizes.iter().sum();
         let mark = self.len();
         let r = (|| {
-            let gs = self.grad_graph(output, inputs)?;
+            let gs = self.grad_graph_seeds(output, inputs)?;
             let mut h = Array2::zeros((n, n));
             let mut row = 0;
             for (k, g) in gs.iter().enumerate() {
@@ -406,4 +438,54 @@ pub fn hvp<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>], v: &[ArrayD<T>]
 /// Hessian over the flattened inputs (see [`Tape::hessian`]).
 pub fn hessian<T: Scalar>(output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Array2<T>> {
     output.tape().hessian(output, inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// `L = Σ tanh(tanh(X·Wᵀ)·Wᵀ)·c`: `W` (2×2) is used by two products, so its first gradient
+    /// product is deferred and then consumed by the sum with the second one.
+    fn loss<'t>(t: &'t Tape<f64>, w: &ArrayD<f64>, c: &ArrayD<f64>) -> (Var<'t, f64>, [Var<'t, f64>; 2]) {
+        let x = t.constant(&array![[0.3, -1.0], [0.8, 0.5], [-0.2, 0.1]]);
+        let (wv, cv) = (t.var(w), t.var(c));
+        let h = x.matmul_t(wv, false, true).tanh().matmul_t(wv, false, true).tanh();
+        ((h.matmul(cv)).sum(), [wv, cv])
+    }
+
+    #[test]
+    fn hvp_with_deferred_gradient_products_matches_finite_differences() {
+        let w = array![[0.5, -0.3], [0.2, 0.9]].into_dyn();
+        let c = array![1.5, -0.7].into_dyn();
+        let (vw, vc) = (array![[1.0, 0.5], [-0.3, 0.2]].into_dyn(), array![0.4, 1.0].into_dyn());
+        let tape = Tape::<f64>::new();
+        let (l, p) = loss(&tape, &w, &c);
+        let len = tape.len();
+        let hv = tape.hvp(l, &p, &[vw.clone(), vc.clone()]).unwrap();
+        assert_eq!(tape.len(), len, "the recorded gradient is dropped again");
+        assert!(tape.inner.borrow().nodes.iter().all(|n| !n.pending));
+        let eps = 1e-5;
+        let grad_at = |s: f64| {
+            let t = Tape::<f64>::new();
+            let (l, p) = loss(&t, &(&w + &(&vw * s)), &(&c + &(&vc * s)));
+            t.grad(l, &p).unwrap()
+        };
+        let (gp, gm) = (grad_at(eps), grad_at(-eps));
+        for k in 0..2 {
+            let fd = (&gp[k] - &gm[k]) / (2.0 * eps);
+            assert!(hv[k].iter().zip(&fd).all(|(a, b)| (a - b).abs() < 1e-7), "{} vs {fd}", hv[k]);
+        }
+        // The Hessian (also seeded at deferred gradient products) agrees with H·v.
+        let h = tape.hessian(l, &p).unwrap();
+        let v: Vec<f64> = vw.iter().chain(&vc).copied().collect();
+        let hv_flat: Vec<f64> = hv.iter().flat_map(|a| a.iter().copied()).collect();
+        for (i, row) in h.rows().into_iter().enumerate() {
+            let d: f64 = row.iter().zip(&v).map(|(a, b)| a * b).sum();
+            assert!((d - hv_flat[i]).abs() < 1e-12);
+        }
+        // A public recorded gradient is never pending.
+        let g = tape.grad_graph(l, &p).unwrap();
+        assert!(g.iter().all(|v| !tape.is_pending(v.id)));
+    }
 }

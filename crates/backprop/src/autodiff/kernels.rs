@@ -6,7 +6,7 @@
 //! keepdims column `[m, 1]` against `[m, n]`) run as flat index arithmetic; other patterns are
 //! materialised first.
 
-use ndarray::{ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, IxDyn, ShapeBuilder};
 
 use super::pool::Pool;
 use crate::tensor::gemm_into;
@@ -44,7 +44,7 @@ pub(crate) fn broadcast_shapes(op: &str, a: &[usize], b: &[usize]) -> Result<IxD
 
 /// How an operand of `shape` is read when broadcast to `out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bc {
+pub(crate) enum Bc {
     /// Same elements in the same order.
     Same,
     /// One element.
@@ -57,7 +57,7 @@ enum Bc {
     General,
 }
 
-fn classify(shape: &[usize], out: &[usize]) -> Bc {
+pub(crate) fn classify(shape: &[usize], out: &[usize]) -> Bc {
     let n: usize = shape.iter().product();
     let total: usize = out.iter().product();
     if n == total {
@@ -80,7 +80,7 @@ fn classify(shape: &[usize], out: &[usize]) -> Bc {
 }
 
 #[inline(always)]
-fn at(bc: Bc, i: usize) -> usize {
+pub(crate) fn at(bc: Bc, i: usize) -> usize {
     match bc {
         Bc::Same => i,
         Bc::Scalar => 0,
@@ -129,11 +129,42 @@ pub(crate) fn ew<T: Scalar, const K: usize>(
     let s: [&[T]; K] = std::array::from_fn(|k| sl(ins[k]));
     let mut v = pool.take(n);
     if bcs.iter().all(|b| *b == Bc::Same) {
+        // Sliced to `n` so the bounds checks leave the loop.
+        let s: [&[T]; K] = std::array::from_fn(|k| &s[k][..n]);
         v.extend((0..n).map(|i| f(std::array::from_fn(|k| s[k][i]))));
+    } else if let Some((rows, len)) = rows_of(&bcs, n) {
+        // Every broadcast operand repeats along rows of `len` (a bias row) or within them (a
+        // keepdims column): element (q, j) of operand k is at q·rsₖ + j·csₖ, no division.
+        let st: [(usize, usize); K] = std::array::from_fn(|k| match bcs[k] {
+            Bc::Same => (len, 1),
+            Bc::Scalar => (0, 0),
+            Bc::Suffix(_) => (0, 1),
+            _ => (1, 0),
+        });
+        for q in 0..rows {
+            v.extend((0..len).map(|j| f(std::array::from_fn(|k| s[k][q * st[k].0 + j * st[k].1]))));
+        }
     } else {
         v.extend((0..n).map(|i| f(std::array::from_fn(|k| s[k][at(bcs[k], i)]))));
     }
     Ok(ArrayD::from_shape_vec(IxDyn(out), v).expect("ew: length matches shape"))
+}
+
+/// `(rows, len)` when every broadcast pattern is a row of `len` (`Suffix(len)`), an element per
+/// row of `len` (`Prefix(len)`), a scalar or the identity.
+fn rows_of(bcs: &[Bc], n: usize) -> Option<(usize, usize)> {
+    let mut len = None;
+    for b in bcs {
+        let l = match *b {
+            Bc::Suffix(l) | Bc::Prefix(l) => l,
+            _ => continue,
+        };
+        if l == 0 || len.is_some_and(|x| x != l) {
+            return None;
+        }
+        len = Some(l);
+    }
+    len.map(|l| (n / l, l))
 }
 
 /// Elementwise `f` of one tensor.
@@ -273,6 +304,31 @@ pub(crate) fn broadcast_to<T: Scalar>(pool: &mut Pool<T>, a: &Arr<T>, target: &[
     ew(pool, target, [a], |[x]| x)
 }
 
+/// `acc += broadcast(h)` in place (`h` must broadcast to `acc`'s shape).
+pub(crate) fn add_broadcast<T: Scalar>(acc: &mut Arr<T>, h: &Arr<T>) -> Result<()> {
+    let b = broadcast_shapes("broadcast_to", h.shape(), acc.shape())?;
+    if b.slice() != acc.shape() {
+        return Err(Error::shape(
+            "broadcast_to",
+            format!("{:?} does not broadcast to {:?}", h.shape(), acc.shape()),
+        ));
+    }
+    let bc = classify(h.shape(), acc.shape());
+    let hs = sl(h);
+    let o = acc.as_slice_mut().expect("row-major");
+    match bc {
+        Bc::Same => o.iter_mut().zip(hs).for_each(|(d, &x)| *d += x),
+        Bc::Scalar => o.iter_mut().for_each(|d| *d += hs[0]),
+        Bc::Suffix(n) => o.chunks_exact_mut(n).for_each(|c| c.iter_mut().zip(hs).for_each(|(d, &x)| *d += x)),
+        Bc::Prefix(r) => o.chunks_exact_mut(r).zip(hs).for_each(|(c, &x)| c.iter_mut().for_each(|d| *d += x)),
+        Bc::General => {
+            let v = h.broadcast(acc.raw_dim()).expect("checked");
+            acc.zip_mut_with(&v, |d, &x| *d += x);
+        }
+    }
+    Ok(())
+}
+
 /// Same elements, new shape.
 pub(crate) fn reshape<T: Scalar>(pool: &mut Pool<T>, a: &Arr<T>, shape: &[usize]) -> Result<Arr<T>> {
     if shape.iter().product::<usize>() != a.len() {
@@ -321,7 +377,13 @@ fn view3<'a, T: Scalar>(a: &'a Arr<T>, t: bool, lhs: bool) -> ArrayView3<'a, T> 
 /// Products this small (m·n·k) run as a plain loop: cheaper than any GEMM dispatch.
 const SMALL_MATMUL: usize = 512;
 
-fn mm2<T: Scalar>(c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<()> {
+/// `c = a·b`, or `c += a·b` when `accumulate`.
+fn mm2<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) -> Result<()> {
     let (m, k) = a.dim();
     let n = b.ncols();
     if m * n * k <= SMALL_MATMUL {
@@ -332,14 +394,57 @@ fn mm2<T: Scalar>(c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>, b: ArrayView2<'
                 for p in 0..k {
                     acc += a[[i, p]] * b[[p, j]];
                 }
-                c[[i, j]] = acc;
+                c[[i, j]] = if accumulate { c[[i, j]] + acc } else { acc };
             }
         }
         return Ok(());
     }
-    let r = gemm_into(c, false, T::one(), a, b);
+    let r = gemm_into(c, accumulate, T::one(), a, b);
     crate::tensor::clear_upper_simd_state();
     r
+}
+
+/// A matrix inside a flat slice: element `(i, j)` at `i·rs + j·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strided {
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
+}
+
+/// `C (+)= A·B` for `A` m×k and `B` k×n read through strides (so transposes and 1-D operands
+/// cost nothing): a plain loop for tiny products, faer above [`SMALL_MATMUL`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided<T: Scalar>(
+    accumulate: bool,
+    c: &mut [T],
+    sc: Strided,
+    a: &[T],
+    sa: Strided,
+    b: &[T],
+    sb: Strided,
+    (m, k, n): (usize, usize, usize),
+) -> Result<()> {
+    if m * n * k > SMALL_MATMUL {
+        let views = (
+            ArrayView2::from_shape((m, k).strides((sa.rs, sa.cs)), a),
+            ArrayView2::from_shape((k, n).strides((sb.rs, sb.cs)), b),
+            ArrayViewMut2::from_shape((m, n).strides((sc.rs, sc.cs)), c),
+        );
+        if let (Ok(av), Ok(bv), Ok(cv)) = views {
+            return gemm_into(cv, accumulate, T::one(), av, bv);
+        }
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = T::zero();
+            for p in 0..k {
+                acc += a[i * sa.rs + p * sa.cs] * b[p * sb.rs + j * sb.cs];
+            }
+            let d = &mut c[i * sc.rs + j * sc.cs];
+            *d = if accumulate { *d + acc } else { acc };
+        }
+    }
+    Ok(())
 }
 
 /// `op(a)·op(b)` (see [`super::op::Op::MatMul`]).
@@ -350,7 +455,33 @@ pub(crate) fn matmul<T: Scalar>(
     b: &Arr<T>,
     tb: bool,
 ) -> Result<Arr<T>> {
-    let (sa, sb) = (a.shape(), b.shape());
+    let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
+    let mut out = pool.full(shape.slice(), T::zero());
+    matmul_write(&mut out, false, a, ta, b, tb)?;
+    Ok(out)
+}
+
+/// `out += op(a)·op(b)`: the product added straight into an adjoint (no temporary, no extra
+/// pass); `out` must have the product's shape.
+pub(crate) fn matmul_acc<T: Scalar>(
+    out: &mut Arr<T>,
+    a: &Arr<T>,
+    ta: bool,
+    b: &Arr<T>,
+    tb: bool,
+) -> Result<()> {
+    let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
+    if out.shape() != shape.slice() {
+        return Err(Error::shape(
+            "matmul",
+            format!("product {:?} added into {:?}", shape.slice(), out.shape()),
+        ));
+    }
+    matmul_write(out, true, a, ta, b, tb)
+}
+
+/// The shape of `op(a)·op(b)`, or the shape error naming both operands.
+pub(crate) fn matmul_shape(sa: &[usize], ta: bool, sb: &[usize], tb: bool) -> Result<IxDyn> {
     let flags =
         || format!("{}{}", if ta { " (a transposed)" } else { "" }, if tb { " (b transposed)" } else { "" });
     if sa.is_empty() || sb.is_empty() {
@@ -361,9 +492,15 @@ pub(crate) fn matmul<T: Scalar>(
     if !ba.is_empty() && !bb.is_empty() && ba != bb {
         return Err(Error::shape("matmul", format!("a {sa:?} and b {sb:?}: batch axes differ{}", flags())));
     }
-    let (av, bv) = (view3(a, ta, true), view3(b, tb, false));
-    let (m, k) = (av.dim().1, av.dim().2);
-    let (k2, n) = (bv.dim().1, bv.dim().2);
+    let last2 = |s: &[usize], t: bool, lhs: bool| -> (usize, usize) {
+        let (r, c) = match s.len() {
+            1 if lhs => (1, s[0]),
+            1 => (s[0], 1),
+            n => (s[n - 2], s[n - 1]),
+        };
+        if t && s.len() >= 2 { (c, r) } else { (r, c) }
+    };
+    let ((m, k), (k2, n)) = (last2(sa, ta, true), last2(sb, tb, false));
     if k != k2 {
         return Err(Error::shape(
             "matmul",
@@ -381,17 +518,28 @@ pub(crate) fn matmul<T: Scalar>(
     if sb.len() >= 2 {
         shape[d] = n;
     }
-    let mut out = pool.full(shape.slice(), T::zero());
+    Ok(shape)
+}
+
+/// `out (+)= op(a)·op(b)` for operands [`matmul_shape`] has checked.
+fn matmul_write<T: Scalar>(
+    out: &mut Arr<T>,
+    accumulate: bool,
+    a: &Arr<T>,
+    ta: bool,
+    b: &Arr<T>,
+    tb: bool,
+) -> Result<()> {
+    let (av, bv) = (view3(a, ta, true), view3(b, tb, false));
+    let (m, n) = (av.dim().1, bv.dim().2);
     let batch = av.dim().0.max(bv.dim().0);
-    {
-        let mut o3 = out.view_mut().into_shape_with_order((batch, m, n)).expect("row-major");
-        for i in 0..batch {
-            let ai = av.index_axis(Axis(0), if av.dim().0 == 1 { 0 } else { i });
-            let bi = bv.index_axis(Axis(0), if bv.dim().0 == 1 { 0 } else { i });
-            mm2(o3.index_axis_mut(Axis(0), i), ai, bi)?;
-        }
+    let mut o3 = out.view_mut().into_shape_with_order((batch, m, n)).expect("row-major");
+    for i in 0..batch {
+        let ai = av.index_axis(Axis(0), if av.dim().0 == 1 { 0 } else { i });
+        let bi = bv.index_axis(Axis(0), if bv.dim().0 == 1 { 0 } else { i });
+        mm2(o3.index_axis_mut(Axis(0), i), accumulate, ai, bi)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `softmax` (or `log_softmax`) along `axis`, with the maximum subtracted first so no `exp`

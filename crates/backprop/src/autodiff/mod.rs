@@ -10,6 +10,8 @@
 //! - one `match` of derivative rules ([`backward`](self)), each beside its formula, run either on
 //!   numbers (the fast first-order path) or as tape ops (so gradients are differentiable:
 //!   [`Tape::grad_graph`], [`Tape::hvp`], [`Tape::hessian`]);
+//! - [`Tape::compile`]: a recording compiled into a [`Plan`] that replays it on new values
+//!   with preallocated buffers (record once, replay many times, as `jax.jit`);
 //! - [`gradcheck`]: analytic derivatives against central finite differences.
 //!
 //! ```
@@ -45,6 +47,7 @@ mod kernels;
 mod loss;
 pub mod notebook;
 mod op;
+mod plan;
 mod pool;
 mod tape;
 mod var;
@@ -54,5 +57,6 @@ pub use dot::{NodeInfo, summarize};
 pub use grad::{grad, grad_graph, hessian, hvp, jacobian, vjp};
 pub use notebook::{NotebookGraph, notebook_batch_network, notebook_network};
 pub use op::{Binary, Op, Unary};
+pub use plan::Plan;
 pub use tape::{NodeId, Tape};
 pub use var::Var;

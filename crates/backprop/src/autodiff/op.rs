@@ -5,7 +5,11 @@ use std::rc::Rc;
 
 use ndarray::ArrayD;
 
-use super::tape::NodeId;
+use super::kernels as k;
+use super::pool::Pool;
+use super::tape::{Node, NodeId};
+use super::var::{binary_kernel, reduce_kernel, unary_kernel};
+use crate::{Error, Result, Scalar};
 
 /// An elementwise function of one tensor, `y = f(x)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,6 +52,101 @@ pub enum Unary<T> {
     LeakySlope(T),
     /// `y = 1[lo ≤ x ≤ hi]`: the slope of clamp. Piecewise constant.
     InRange(T, T),
+}
+
+/// `specialize_unary!(u, |c| body)`: `body` with `c` bound to `u` rebuilt from a constant
+/// variant, one arm per variant. A per-element `match c` inside `body` (e.g. in
+/// [`super::var::unary_value`]) then folds away at compile time, so one formula table serves
+/// scalar loops without a branch per element.
+macro_rules! specialize_unary {
+    ($u:expr, |$c:ident| $body:expr) => {
+        match $u {
+            Unary::Affine(s, k) => {
+                let $c = Unary::Affine(s, k);
+                $body
+            }
+            Unary::Square => {
+                let $c = Unary::Square;
+                $body
+            }
+            Unary::Exp => {
+                let $c = Unary::Exp;
+                $body
+            }
+            Unary::Log => {
+                let $c = Unary::Log;
+                $body
+            }
+            Unary::Sqrt => {
+                let $c = Unary::Sqrt;
+                $body
+            }
+            Unary::Powf(p) => {
+                let $c = Unary::Powf(p);
+                $body
+            }
+            Unary::Abs => {
+                let $c = Unary::Abs;
+                $body
+            }
+            Unary::Sin => {
+                let $c = Unary::Sin;
+                $body
+            }
+            Unary::Cos => {
+                let $c = Unary::Cos;
+                $body
+            }
+            Unary::Sigmoid => {
+                let $c = Unary::Sigmoid;
+                $body
+            }
+            Unary::Tanh => {
+                let $c = Unary::Tanh;
+                $body
+            }
+            Unary::Relu => {
+                let $c = Unary::Relu;
+                $body
+            }
+            Unary::LeakyRelu(a) => {
+                let $c = Unary::LeakyRelu(a);
+                $body
+            }
+            Unary::Softplus => {
+                let $c = Unary::Softplus;
+                $body
+            }
+            Unary::Clamp(lo, hi) => {
+                let $c = Unary::Clamp(lo, hi);
+                $body
+            }
+            Unary::Step => {
+                let $c = Unary::Step;
+                $body
+            }
+            Unary::Sign => {
+                let $c = Unary::Sign;
+                $body
+            }
+            Unary::LeakySlope(a) => {
+                let $c = Unary::LeakySlope(a);
+                $body
+            }
+            Unary::InRange(lo, hi) => {
+                let $c = Unary::InRange(lo, hi);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use specialize_unary;
+
+impl<T> Unary<T> {
+    /// Piecewise-constant functions (slopes of piecewise-linear ones): zero derivative.
+    pub(crate) fn is_piecewise_constant(&self) -> bool {
+        matches!(self, Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..))
+    }
 }
 
 /// An elementwise function of two tensors with numpy broadcasting.
@@ -152,6 +251,46 @@ impl<T: std::fmt::Display> Op<T> {
         }
     }
 
+    /// The same op with every operand renamed by `f` (a compiled [`super::Plan`] renumbers nodes).
+    pub(crate) fn map_parents(&self, f: impl Fn(NodeId) -> NodeId) -> Op<T>
+    where
+        T: Copy,
+    {
+        match self {
+            Op::Leaf => Op::Leaf,
+            Op::Const => Op::Const,
+            Op::Invalid => Op::Invalid,
+            Op::Unary(a, u) => Op::Unary(f(*a), *u),
+            Op::Binary(a, b, k) => Op::Binary(f(*a), f(*b), *k),
+            Op::MatMul { a, b, ta, tb } => Op::MatMul { a: f(*a), b: f(*b), ta: *ta, tb: *tb },
+            Op::Permute(a, p) => Op::Permute(f(*a), p.clone()),
+            Op::Reshape(a) => Op::Reshape(f(*a)),
+            Op::BroadcastTo(a) => Op::BroadcastTo(f(*a)),
+            Op::SumTo(a) => Op::SumTo(f(*a)),
+            Op::Sum { a, axes, keepdims } => Op::Sum { a: f(*a), axes: *axes, keepdims: *keepdims },
+            Op::Mean { a, axes, keepdims } => Op::Mean { a: f(*a), axes: *axes, keepdims: *keepdims },
+            Op::Softmax(a, ax) => Op::Softmax(f(*a), *ax),
+            Op::LogSoftmax(a, ax) => Op::LogSoftmax(f(*a), *ax),
+            Op::Extreme { a, axis, keepdims, max } => {
+                Op::Extreme { a: f(*a), axis: *axis, keepdims: *keepdims, max: *max }
+            }
+            Op::Where(m, a, b) => Op::Where(m.clone(), f(*a), f(*b)),
+            Op::Concat(xs, ax) => Op::Concat(xs.iter().map(|&x| f(x)).collect(), *ax),
+            Op::Slice { a, axis, start, end } => {
+                Op::Slice { a: f(*a), axis: *axis, start: *start, end: *end }
+            }
+            Op::Pad { a, axis, start } => Op::Pad { a: f(*a), axis: *axis, start: *start },
+            Op::IndexSelect { a, axis, index } => {
+                Op::IndexSelect { a: f(*a), axis: *axis, index: index.clone() }
+            }
+            Op::IndexAdd { a, axis, index } => Op::IndexAdd { a: f(*a), axis: *axis, index: index.clone() },
+            Op::Gather { a, axis, index } => Op::Gather { a: f(*a), axis: *axis, index: index.clone() },
+            Op::ScatterAdd { a, axis, index } => {
+                Op::ScatterAdd { a: f(*a), axis: *axis, index: index.clone() }
+            }
+        }
+    }
+
     /// A short human name with parameters, e.g. `sigmoid`, `matmul(aᵀ)`, `sum(axes=[0])`.
     pub fn name(&self) -> String {
         match self {
@@ -212,6 +351,43 @@ impl<T: std::fmt::Display> Op<T> {
             Op::IndexAdd { axis, .. } => format!("index_add(axis={axis})"),
             Op::Gather { axis, .. } => format!("gather(axis={axis})"),
             Op::ScatterAdd { axis, .. } => format!("scatter_add(axis={axis})"),
+        }
+    }
+}
+
+impl<T: Scalar> Op<T> {
+    /// The forward kernel of any op: its value from its operands' values in `n`, with `shape`
+    /// (the recorded output shape) supplying the sizes the op does not store. Used to replay
+    /// ([`super::Plan`]) and to compute deferred values (see [`super::tape::Node::pending`]).
+    pub(crate) fn eval(&self, n: &[Node<T>], shape: &[usize], pool: &mut Pool<T>) -> Result<ArrayD<T>> {
+        let v = |id: &NodeId| &n[id.index()].value;
+        match self {
+            Op::Leaf | Op::Const | Op::Invalid => {
+                Err(Error::Autodiff("internal: evaluating an input".into()))
+            }
+            Op::Unary(a, u) => Ok(unary_kernel(pool, v(a), *u)),
+            Op::Binary(a, b, kind) => binary_kernel(pool, v(a), v(b), *kind),
+            Op::MatMul { a, b, ta, tb } => k::matmul(pool, v(a), *ta, v(b), *tb),
+            Op::Permute(a, p) => k::permute(pool, v(a), p),
+            Op::Reshape(a) => k::reshape(pool, v(a), shape),
+            Op::BroadcastTo(a) => k::broadcast_to(pool, v(a), shape),
+            Op::SumTo(a) => k::sum_to(pool, v(a), shape),
+            Op::Sum { a, axes, keepdims } => reduce_kernel(pool, v(a), false, *axes, *keepdims),
+            Op::Mean { a, axes, keepdims } => reduce_kernel(pool, v(a), true, *axes, *keepdims),
+            Op::Softmax(a, axis) => k::softmax(pool, v(a), *axis, false),
+            Op::LogSoftmax(a, axis) => k::softmax(pool, v(a), *axis, true),
+            Op::Extreme { a, axis, keepdims, max } => k::extreme(pool, v(a), *axis, *keepdims, *max),
+            Op::Where(mask, a, b) => k::where_(pool, mask, v(a), v(b)),
+            Op::Concat(xs, axis) => {
+                let arrs: Vec<&ArrayD<T>> = xs.iter().map(v).collect();
+                k::concat(pool, &arrs, *axis)
+            }
+            Op::Slice { a, axis, start, end } => k::slice(pool, v(a), *axis, *start, *end),
+            Op::Pad { a, axis, start } => k::pad(pool, v(a), *axis, *start, shape[*axis]),
+            Op::IndexSelect { a, axis, index } => k::index_select(pool, v(a), *axis, index),
+            Op::IndexAdd { a, axis, index } => k::index_add(pool, v(a), *axis, index, shape[*axis]),
+            Op::Gather { a, axis, index } => k::gather(pool, v(a), *axis, index),
+            Op::ScatterAdd { a, axis, index } => k::scatter_add(pool, v(a), *axis, index, shape[*axis]),
         }
     }
 }

@@ -67,14 +67,20 @@ impl<T: Copy> Pool<T> {
     #[inline]
     pub(crate) fn full(&mut self, shape: &[usize], x: T) -> ArrayD<T> {
         let n = shape.iter().product();
-        self.array(shape, std::iter::repeat_n(x, n))
+        let mut v = self.take(n);
+        v.resize(n, x);
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
     }
 
     /// A copy of `a` in row-major order.
     #[inline]
     pub(crate) fn copy(&mut self, a: &ArrayD<T>) -> ArrayD<T> {
         match a.as_slice() {
-            Some(s) => self.array(a.shape(), s.iter().copied()),
+            Some(s) => {
+                let mut v = self.take(s.len());
+                v.extend_from_slice(s);
+                ArrayD::from_shape_vec(a.raw_dim(), v).expect("pool: value count matches the shape")
+            }
             None => self.array(a.shape(), a.iter().copied()),
         }
     }

@@ -34,6 +34,10 @@ pub(crate) struct Node<T> {
     pub(crate) op: Op<T>,
     pub(crate) value: ArrayD<T>,
     pub(crate) name: Option<Cow<'static, str>>,
+    /// A value not computed yet (zeros of the right shape): the last contribution to an input's
+    /// recorded gradient in [`Tape::hvp`], whose value nothing reads. An op that uses it as an
+    /// operand computes it first ([`Op::eval`]).
+    pub(crate) pending: bool,
 }
 
 #[derive(Debug)]
@@ -266,9 +270,15 @@ impl<T: Scalar> Tape<T> {
     ) -> Var<'_, T> {
         let mut g = self.inner.borrow_mut();
         let inner = &mut *g;
-        let mut bad = false;
+        let (mut bad, mut pending) = (false, false);
         let n = inner.nodes.len();
-        op.for_each_parent(|p| bad |= p.index() >= n || matches!(inner.nodes[p.index()].op, Op::Invalid));
+        op.for_each_parent(|p| {
+            bad |= p.index() >= n || matches!(inner.nodes[p.index()].op, Op::Invalid);
+            pending |= !bad && inner.nodes[p.index()].pending;
+        });
+        if pending && !bad {
+            op.for_each_parent(|p| Self::materialise(inner, p.index()));
+        }
         let result = if bad { Err(None) } else { f(&inner.nodes, &mut inner.pool).map_err(Some) };
         let (op, value) = match result {
             Ok(v) => {
@@ -295,8 +305,52 @@ impl<T: Scalar> Tape<T> {
                 (Op::Invalid, ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("empty"))
             }
         };
-        inner.nodes.push(Node { op, value, name: None });
+        inner.nodes.push(Node { op, value, name: None, pending: false });
         Var::new(NodeId(n as u32), self)
+    }
+
+    /// Computes a pending node's value (its operands are never pending themselves).
+    fn materialise(inner: &mut Inner<T>, p: usize) {
+        if !inner.nodes[p].pending {
+            return;
+        }
+        let (before, rest) = inner.nodes.split_at_mut(p);
+        let node = &mut rest[0];
+        node.pending = false;
+        match node.op.eval(before, node.value.shape(), &mut inner.pool) {
+            Ok(v) => {
+                if inner.check_finite && inner.error.is_none() {
+                    if let Some((i, x)) = first_non_finite(&v) {
+                        inner.error = Some(Error::non_finite(
+                            "backward pass",
+                            format!("op `{}` (node {p}) produced {x} at flat index {i}", node.op.name()),
+                        ));
+                    }
+                }
+                let old = std::mem::replace(&mut node.value, v);
+                inner.pool.recycle(old);
+            }
+            Err(e) => {
+                if inner.error.is_none() {
+                    inner.error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Records `op` with its value deferred (see [`Node::pending`]); `shape` is the value's shape.
+    pub(crate) fn push_pending(&self, op: Op<T>, shape: &[usize]) -> Var<'_, T> {
+        let mut g = self.inner.borrow_mut();
+        let inner = &mut *g;
+        let n = inner.nodes.len();
+        let value = inner.pool.full(shape, T::zero());
+        inner.nodes.push(Node { op, value, name: None, pending: true });
+        Var::new(NodeId(n as u32), self)
+    }
+
+    /// Whether node `id`'s value is deferred.
+    pub(crate) fn is_pending(&self, id: NodeId) -> bool {
+        self.inner.borrow().nodes.get(id.index()).is_some_and(|n| n.pending)
     }
 
     /// Read access to the nodes (for export and inspection).

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 use super::kernels::{self as k, sl};
-use super::op::{Binary, Op, Unary};
+use super::op::{Binary, Op, Unary, specialize_unary};
 use super::pool::Pool;
 use super::tape::{NodeId, Tape};
 use crate::notebook::stable_sigmoid;
@@ -63,29 +63,52 @@ pub(crate) fn softplus<T: Scalar>(x: T) -> T {
     x.max(T::zero()) + (-x.abs()).exp().ln_1p()
 }
 
+/// The value of an elementwise unary op at one point: THE forward formula table.
+#[inline(always)]
+pub(crate) fn unary_value<T: Scalar>(u: Unary<T>, x: T) -> T {
+    match u {
+        Unary::Affine(s, c) => s * x + c,
+        Unary::Square => x * x,
+        Unary::Exp => x.exp(),
+        Unary::Log => x.ln(),
+        Unary::Sqrt => x.sqrt(),
+        Unary::Powf(p) => x.powf(p),
+        Unary::Abs => x.abs(),
+        Unary::Sin => x.sin(),
+        Unary::Cos => x.cos(),
+        Unary::Sigmoid => stable_sigmoid(x),
+        Unary::Tanh => x.tanh(),
+        Unary::Relu => {
+            if x > T::zero() {
+                x
+            } else {
+                T::zero()
+            }
+        }
+        Unary::LeakyRelu(al) => {
+            if x > T::zero() {
+                x
+            } else {
+                al * x
+            }
+        }
+        Unary::Softplus => softplus(x),
+        Unary::Clamp(lo, hi) => x.max(lo).min(hi),
+        Unary::Step => x.step(),
+        Unary::Sign => x.sgn(),
+        Unary::LeakySlope(al) => x.leaky_slope(al),
+        Unary::InRange(lo, hi) => x.in_range(lo, hi),
+    }
+}
+
+/// `dst[i] = u(src[i])`, the variant matched once outside the loop.
+pub(crate) fn unary_into<T: Scalar>(u: Unary<T>, src: &[T], dst: &mut [T]) {
+    specialize_unary!(u, |c| dst.iter_mut().zip(src).for_each(|(d, &x)| *d = unary_value(c, x)))
+}
+
 /// The forward kernel of every elementwise unary op (one `match` outside the loop).
 pub(crate) fn unary_kernel<T: Scalar>(pool: &mut Pool<T>, a: &ArrayD<T>, u: Unary<T>) -> ArrayD<T> {
-    match u {
-        Unary::Affine(s, c) => k::map(pool, a, |x| s * x + c),
-        Unary::Square => k::map(pool, a, |x| x * x),
-        Unary::Exp => k::map(pool, a, T::exp),
-        Unary::Log => k::map(pool, a, T::ln),
-        Unary::Sqrt => k::map(pool, a, T::sqrt),
-        Unary::Powf(p) => k::map(pool, a, |x| x.powf(p)),
-        Unary::Abs => k::map(pool, a, T::abs),
-        Unary::Sin => k::map(pool, a, T::sin),
-        Unary::Cos => k::map(pool, a, T::cos),
-        Unary::Sigmoid => k::map(pool, a, stable_sigmoid),
-        Unary::Tanh => k::map(pool, a, T::tanh),
-        Unary::Relu => k::map(pool, a, |x| if x > T::zero() { x } else { T::zero() }),
-        Unary::LeakyRelu(al) => k::map(pool, a, |x| if x > T::zero() { x } else { al * x }),
-        Unary::Softplus => k::map(pool, a, softplus),
-        Unary::Clamp(lo, hi) => k::map(pool, a, |x| x.max(lo).min(hi)),
-        Unary::Step => k::map(pool, a, T::step),
-        Unary::Sign => k::map(pool, a, T::sgn),
-        Unary::LeakySlope(al) => k::map(pool, a, |x| x.leaky_slope(al)),
-        Unary::InRange(lo, hi) => k::map(pool, a, |x| x.in_range(lo, hi)),
-    }
+    specialize_unary!(u, |c| k::map(pool, a, |x| unary_value(c, x)))
 }
 
 /// The forward kernel of the broadcast binary ops.
@@ -108,6 +131,28 @@ pub(crate) fn binary_kernel<T: Scalar>(
         Binary::Mul => k::ew(pool, out.slice(), [a, b], |[x, y]| x * y),
         Binary::Div => k::ew(pool, out.slice(), [a, b], |[x, y]| x / y),
     }
+}
+
+/// Sum (or mean) over the axes in the bit mask.
+pub(crate) fn reduce_kernel<T: Scalar>(
+    pool: &mut Pool<T>,
+    x: &ArrayD<T>,
+    mean: bool,
+    axes: u64,
+    keepdims: bool,
+) -> Result<ArrayD<T>> {
+    let mut s = k::sum_axes(pool, x, axes, keepdims)?;
+    if mean {
+        let inv: T = mean_scale(x.shape(), axes);
+        s.mapv_inplace(|v| v * inv);
+    }
+    Ok(s)
+}
+
+/// `1/count` for a mean over the axes in the bit mask.
+pub(crate) fn mean_scale<T: Scalar>(shape: &[usize], axes: u64) -> T {
+    let count: usize = (0..shape.len()).filter(|d| axes >> d & 1 == 1).map(|d| shape[d]).product();
+    T::one() / T::of(count as f64)
 }
 
 fn axes_mask(op: &str, shape: &[usize], axes: &[usize]) -> Result<u64> {
@@ -440,17 +485,7 @@ impl<'t, T: Scalar> Var<'t, T> {
         } else {
             Op::Sum { a: self.id, axes, keepdims }
         };
-        self.tape.push(op, move |n, pool| {
-            let x = &n[a].value;
-            let mut s = k::sum_axes(pool, x, axes, keepdims)?;
-            if mean {
-                let count: usize =
-                    (0..x.ndim()).filter(|d| axes >> d & 1 == 1).map(|d| x.shape()[d]).product();
-                let inv = T::one() / T::of(count as f64);
-                s.mapv_inplace(|v| v * inv);
-            }
-            Ok(s)
-        })
+        self.tape.push(op, move |n, pool| reduce_kernel(pool, &n[a].value, mean, axes, keepdims))
     }
 
     /// `softmax` along `axis`, stable.
