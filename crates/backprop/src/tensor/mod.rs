@@ -1,9 +1,11 @@
 //! Dense numeric kernels shared by the autodiff engine, the networks and the curvature code:
 //! the scalar types ([`Scalar`]: `f32` and `f64` through one generic path) and matrix products
-//! ([`gemm`], backed by faer).
+//! ([`gemm`], backed by faer) and vectorised elementwise exp and sigmoid ([`vmath`]).
 
 mod gemm;
 mod scalar;
+pub mod vmath;
 
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into};
 pub use scalar::{DType, Scalar};
+pub use vmath::VectorMath;

@@ -41,6 +41,7 @@ pub trait Scalar:
     + ndarray::ScalarOperand
     + ndarray::LinalgScalar
     + faer::traits::RealField
+    + super::vmath::VectorMath
     + std::iter::Sum
     + std::ops::AddAssign
     + std::ops::SubAssign
