@@ -269,7 +269,8 @@ fn mlp_model<T: Scalar>(sizes: &[usize], hidden: Activation, output: Activation)
 const MLP_LR: f64 = 0.01;
 
 /// 784-256-256-10, ReLU, biases, softmax cross-entropy; the public per-step API a training loop
-/// uses: `Workspace::loss`, `Workspace::loss_and_grad`, `Optimizer::step` (SGD).
+/// uses: `Workspace::loss`, `Workspace::loss_and_grad`, `Optimizer::train_step` (SGD: the
+/// loss, the gradient and the update, fused into the gradient GEMMs).
 fn mlp_row<T: Scalar>(kind: &'static str, batch: usize) -> Result<Prepared, String> {
     let mut model = mlp_model::<T>(&MLP_SIZES, Activation::Relu, Activation::Identity);
     let x = symmetric_uniform::<T>(SEED_X, batch, MLP_SIZES[0], 1.0);
@@ -296,9 +297,7 @@ fn mlp_row<T: Scalar>(kind: &'static str, batch: usize) -> Result<Prepared, Stri
         ),
         _ => prepared(
             move || {
-                let l = ws.loss_and_grad(&model, loss, x.view(), y.view(), &mut grads);
-                opt.step(&mut model, &mut grads);
-                black_box(l.ok());
+                black_box(opt.train_step(&mut ws, &mut model, loss, x.view(), y.view(), &mut grads).ok());
             },
             extra,
         ),

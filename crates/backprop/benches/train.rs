@@ -110,6 +110,20 @@ fn mlp_step_for<T: Scalar>(c: &mut Criterion, name: &str) {
                 BatchSize::PerIteration,
             )
         });
+        // The same step through `Optimizer::train_step`: plain SGD fused into the weight
+        // gradient GEMMs (no gradient matrices written and re-read).
+        g.bench_with_input(BenchmarkId::new("train_step", batch), &batch, |b, _| {
+            b.iter_batched_ref(
+                || model0.clone(),
+                |model| {
+                    let l = opt
+                        .train_step(&mut ws, model, Loss::CrossEntropy, x.view(), y.view(), &mut grads)
+                        .unwrap();
+                    black_box(l)
+                },
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }

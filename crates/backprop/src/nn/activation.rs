@@ -109,7 +109,7 @@ impl Activation {
     }
 
     /// f'(z) from the saved output a = f(z) alone, so the backward pass needs no copy of z:
-    /// σ' = a(1 − a), tanh' = 1 − a², relu' = [a > 0], leaky_relu' = 1 if a > 0 else 0.01
+    /// σ' = a(1 − a), tanh' = 1 − a², relu' = 𝟙(a > 0), leaky_relu' = 1 if a > 0 else 0.01
     /// (a > 0 ⇔ z > 0 for both), softplus' = σ(z) = 1 − e⁻ᵃ (from eᵃ = 1 + eᶻ), identity' = 1.
     #[inline]
     pub fn derivative_from_output<T: Scalar>(self, a: T) -> T {

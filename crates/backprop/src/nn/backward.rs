@@ -148,6 +148,79 @@ impl<T: Scalar> Workspace<T> {
     }
 }
 
+impl<T: Scalar> Workspace<T> {
+    /// Plain gradient descent fused into the backward pass: θ ← θ − lr·∇L without storing ∇L.
+    ///
+    /// Layer by layer, from the output: first δₗWₗ (the last use of the old Wₗ), then
+    /// Wₗ ← Wₗ − lr·δₗᵀaₗ₋₁ as one GEMM accumulating into the weights (α = −lr), then
+    /// bₗ ← bₗ − lr·Σ_rows δₗ. Compared with a gradient pass then an update pass, the weights
+    /// are read and written once and no gradient matrix is written and re-read. Returns the
+    /// loss before the step; if it is not finite, the model is left unchanged. `grads` serves
+    /// as scratch for the bias sums: its contents afterwards are unspecified.
+    pub(crate) fn loss_and_sgd_step_unchecked(
+        &mut self,
+        mlp: &mut Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        lr: T,
+        grads: &mut Grads<T>,
+    ) -> f64 {
+        self.forward_unchecked(mlp, x);
+        let value = self.loss_unchecked(mlp, loss, y, true);
+        if !value.is_finite() {
+            return value;
+        }
+        let n = self.rows;
+        let last = mlp.layers.len() - 1;
+        let g = grads.as_mlp_mut();
+        let t = mlp.outputs();
+        if let (Some(b), Some(gb)) = (mlp.layers[last].bias.as_mut(), g.layers[last].bias.as_mut()) {
+            gb.fill(T::zero());
+            for row in self.delta_out[..n * t].chunks_exact(t) {
+                gb.iter_mut().zip(row).for_each(|(s, &d)| *s += d);
+            }
+            b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+        }
+        for l in (0..=last).rev() {
+            let w_out = mlp.layers[l].outputs();
+            let w_in = mlp.layers[l].inputs();
+            let (below, here) = self.acts.split_at_mut(l);
+            let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
+            let delta = view(delta, n, w_out);
+            if l > 0 {
+                // scratch = δₗ Wₗ (n×in), with the weights before the update.
+                let r = gemm_into(
+                    view_mut(&mut self.scratch, n, w_in),
+                    false,
+                    T::one(),
+                    delta,
+                    mlp.layers[l].weight.view(),
+                );
+                debug_assert!(r.is_ok());
+            }
+            let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
+            // Wₗ ← Wₗ − lr·δₗᵀaₗ₋₁
+            let r = gemm_into(mlp.layers[l].weight.view_mut(), true, -lr, delta.t(), a_prev);
+            debug_assert!(r.is_ok());
+            if l == 0 {
+                break;
+            }
+            // δₗ₋₁ = scratch ⊙ f'(aₗ₋₁) over aₗ₋₁ (no longer needed), its column sums into
+            // the gradient's bias buffer, then bₗ₋₁ ← bₗ₋₁ − lr·Σ_rows δₗ₋₁.
+            let act = mlp.layers[l - 1].activation;
+            let a = &mut below[l - 1][..n * w_in];
+            let s = &self.scratch[..n * w_in];
+            let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
+            delta_pass(act, a, s, w_in, gb);
+            if let (Some(b), Some(gb)) = (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref()) {
+                b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+            }
+        }
+        value
+    }
+}
+
 /// δ = s ⊙ f'(a), written over `a`; with `gb`, also gb = Σ_rows δ. One loop per activation
 /// (f' resolved at compile time), so each vectorises.
 fn delta_pass<T: Scalar>(act: Activation, a: &mut [T], s: &[T], w: usize, gb: Option<&mut [T]>) {

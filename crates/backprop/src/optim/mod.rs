@@ -28,7 +28,9 @@ use std::fmt;
 
 pub use penalty::Penalty;
 
-use crate::nn::{Grads, Mlp};
+use ndarray::ArrayView2;
+
+use crate::nn::{Grads, Loss, Mlp, Workspace};
 use crate::{Error, Result, Scalar};
 
 /// Which optimiser, with its hyper-parameters.
@@ -271,6 +273,73 @@ impl<T: Scalar> Optimizer<T> {
     }
 }
 
+impl<T: Scalar> Optimizer<T> {
+    /// One training step on the batch (x, y): the loss and gradient of `model` through `ws`,
+    /// then this optimiser's update. Returns the data loss before the step. Shapes and targets
+    /// are checked as by [`Workspace::loss_and_grad`]; if the loss is not finite the model is
+    /// left unchanged, so a training loop can stop on divergence with the last weights.
+    ///
+    /// Gradient descent and SGD without momentum, L2 penalty or weight decay fuse the update
+    /// into the backward pass: each weight gradient GEMM accumulates −lr·δᵀa straight into the
+    /// weights, so no gradient matrix is written and re-read (the weights are touched once
+    /// instead of three times; equal to [`Optimizer::step`] up to rounding). `grads` is then
+    /// only scratch. Every other configuration fills `grads` as [`Workspace::loss_and_grad`]
+    /// does and calls [`Optimizer::step`].
+    ///
+    /// ```
+    /// use backprop::nn::{Grads, Loss, MlpBuilder, Workspace};
+    /// use backprop::optim::{Optimizer, OptimizerConfig, Penalty};
+    /// use ndarray::array;
+    ///
+    /// let mut m = MlpBuilder::new(&[2, 3, 1]).seed(1).build::<f64>().unwrap();
+    /// let (x, y) = (array![[0.0, 1.0], [1.0, 0.0]], array![[1.0], [0.0]]);
+    /// let (mut ws, mut g) = (Workspace::new(&m, 2), Grads::zeros_like(&m));
+    /// let mut opt = Optimizer::new(OptimizerConfig::sgd(0.5), Penalty::default(), &m).unwrap();
+    /// let first = opt.train_step(&mut ws, &mut m, Loss::SquaredError, x.view(), y.view(), &mut g).unwrap();
+    /// for _ in 0..50 {
+    ///     opt.train_step(&mut ws, &mut m, Loss::SquaredError, x.view(), y.view(), &mut g).unwrap();
+    /// }
+    /// assert!(m.loss(Loss::SquaredError, x.view(), y.view()).unwrap() < first);
+    /// ```
+    pub fn train_step(
+        &mut self,
+        ws: &mut Workspace<T>,
+        model: &mut Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        grads: &mut Grads<T>,
+    ) -> Result<f64> {
+        let plain_lr = match self.config {
+            OptimizerConfig::Gd { lr } | OptimizerConfig::Sgd { lr, momentum: 0.0, .. } => Some(lr),
+            _ => None,
+        };
+        match plain_lr {
+            Some(lr) if self.penalty.l2 == 0.0 && self.penalty.weight_decay == 0.0 => {
+                crate::nn::backward::check_batch(model, loss, &x, &y)?;
+                if !grads.fits(model) {
+                    return Err(Error::shape(
+                        "train_step",
+                        "the gradient container is not shaped like the model",
+                    ));
+                }
+                let value = ws.loss_and_sgd_step_unchecked(model, loss, x, y, T::of(lr), grads);
+                if value.is_finite() {
+                    self.state.step += 1;
+                }
+                Ok(value)
+            }
+            _ => {
+                let value = ws.loss_and_grad(model, loss, x, y, grads)?;
+                if value.is_finite() {
+                    self.step(model, grads);
+                }
+                Ok(value)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,6 +401,96 @@ mod tests {
                 + &(&m0.flat_params(ParamSelection::All) * &m0.penalty_mask(ParamSelection::All) * 0.2))
                 * 0.5);
         assert_eq!(a.flat_params(ParamSelection::All), expect);
+    }
+
+    #[test]
+    fn fused_sgd_step_equals_gradient_then_step() {
+        use crate::nn::{Activation, Workspace};
+        use ndarray::Array2;
+        // Hidden layers with and without bias, two activations; a few steps in f64.
+        for (acts, bias) in [(Activation::Tanh, true), (Activation::Relu, false), (Activation::Sigmoid, true)]
+        {
+            let mut fused =
+                MlpBuilder::new(&[5, 7, 6, 3]).activation(acts).bias(bias).seed(9).build::<f64>().unwrap();
+            let mut plain = fused.clone();
+            let x = Array2::from_shape_fn((11, 5), |(i, j)| ((i * 5 + j) as f64 * 0.37).sin());
+            let y = Array2::from_shape_fn((11, 1), |(i, _)| (i % 3) as f64);
+            let config = OptimizerConfig::sgd(0.3);
+            let mut opt_f = Optimizer::new(config, Penalty::default(), &fused).unwrap();
+            let mut opt_p = opt_f.clone();
+            let (mut ws, mut g) = (Workspace::new(&fused, 11), Grads::zeros_like(&fused));
+            for _ in 0..4 {
+                let lf = opt_f
+                    .train_step(&mut ws, &mut fused, Loss::CrossEntropy, x.view(), y.view(), &mut g)
+                    .unwrap();
+                let (lp, mut gp) = plain.loss_and_grad(Loss::CrossEntropy, x.view(), y.view()).unwrap();
+                opt_p.step(&mut plain, &mut gp);
+                assert!((lf - lp).abs() <= 1e-14 * lp.abs(), "{lf} vs {lp}");
+            }
+            assert_eq!(opt_f.state().step, 4);
+            // W − lr·δᵀa in one GEMM vs W − lr·(δᵀa rounded): equal up to a few roundings.
+            let (a, b) = (fused.flat_params(ParamSelection::All), plain.flat_params(ParamSelection::All));
+            for (u, v) in a.iter().zip(b.iter()) {
+                assert!((u - v).abs() <= 1e-13 * (1.0 + v.abs()), "{acts}: {u} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn train_step_without_fusion_is_gradient_then_step_exactly() {
+        use crate::nn::Workspace;
+        use ndarray::array;
+        let (x, y) = (array![[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], array![[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]);
+        for (config, penalty) in [
+            (OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: true }, Penalty::default()),
+            (OptimizerConfig::adam(0.01), Penalty::default()),
+            (OptimizerConfig::sgd(0.1), Penalty::l2(0.01)),
+        ] {
+            let mut a = MlpBuilder::new(&[2, 4, 2]).seed(3).build::<f64>().unwrap();
+            let mut b = a.clone();
+            let mut opt_a = Optimizer::new(config, penalty, &a).unwrap();
+            let mut opt_b = opt_a.clone();
+            let (mut ws, mut g) = (Workspace::new(&a, 3), Grads::zeros_like(&a));
+            for _ in 0..3 {
+                let la = opt_a.train_step(&mut ws, &mut a, Loss::Mse, x.view(), y.view(), &mut g).unwrap();
+                let (lb, mut gb) = b.loss_and_grad(Loss::Mse, x.view(), y.view()).unwrap();
+                opt_b.step(&mut b, &mut gb);
+                assert_eq!(la, lb);
+                assert_eq!(g, gb);
+            }
+            assert_eq!(a, b, "{config}");
+        }
+    }
+
+    #[test]
+    fn train_step_checks_shapes_and_leaves_the_model_on_a_non_finite_loss() {
+        use crate::nn::Workspace;
+        use ndarray::array;
+        // Identity activations: inputs of 1e300 overflow the squared error to ∞.
+        let mut m = MlpBuilder::new(&[2, 3, 1])
+            .activation(crate::nn::Activation::Identity)
+            .seed(2)
+            .build::<f64>()
+            .unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1), Penalty::default(), &m).unwrap();
+        let (mut ws, mut g) = (Workspace::new(&m, 1), Grads::zeros_like(&m));
+        let bad_width = array![[1.0, 2.0, 3.0]];
+        assert!(
+            opt.train_step(&mut ws, &mut m, Loss::Mse, bad_width.view(), array![[1.0]].view(), &mut g)
+                .is_err()
+        );
+        let before = m.clone();
+        let l = opt.train_step(
+            &mut ws,
+            &mut m,
+            Loss::Mse,
+            array![[1e300, 1e300]].view(),
+            array![[1.0]].view(),
+            &mut g,
+        );
+        assert!(!l.unwrap().is_finite());
+        assert_eq!(m, before);
+        assert_eq!(opt.state().step, 0);
     }
 
     #[test]
