@@ -42,6 +42,7 @@
 mod backward;
 mod check;
 mod dot;
+mod fast;
 mod grad;
 mod kernels;
 mod loss;
