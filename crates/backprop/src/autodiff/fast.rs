@@ -50,18 +50,10 @@ pub(crate) fn step_of<T: Scalar>(node: &Node<T>, nodes: &[Node<T>]) -> Step<T> {
             if sa.len() > 2 || sb.len() > 2 {
                 return Step::General;
             }
-            // A' = op(A) is m×k; a 1-D lhs is a row, a 1-D rhs a column.
-            let (m, ka, stra) = match (sa, *ta) {
-                ([k], _) => (1, *k, Strided { rs: *k, cs: 1 }),
-                ([r, c], false) => (*r, *c, Strided { rs: *c, cs: 1 }),
-                ([r, c], true) => (*c, *r, Strided { rs: 1, cs: *c }),
-                _ => return Step::General,
-            };
-            let (kb, n, strb) = match (sb, *tb) {
-                ([k], _) => (*k, 1, Strided { rs: 1, cs: 1 }),
-                ([r, c], false) => (*r, *c, Strided { rs: *c, cs: 1 }),
-                ([r, c], true) => (*c, *r, Strided { rs: 1, cs: *c }),
-                _ => return Step::General,
+            let (Some((m, ka, stra)), Some((kb, n, strb))) =
+                (k::as_matrix(sa, *ta, true), k::as_matrix(sb, *tb, false))
+            else {
+                return Step::General;
             };
             if ka != kb || node.value.len() != m * n {
                 return Step::General;

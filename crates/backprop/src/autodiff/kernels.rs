@@ -411,6 +411,18 @@ pub(crate) struct Strided {
     pub(crate) cs: usize,
 }
 
+/// A 1-D or 2-D operand of a matrix product as `(rows, cols, strides)` of `op(x)`: a 1-D lhs is
+/// a row, a 1-D rhs a column, a transposed operand is read with swapped strides.
+pub(crate) fn as_matrix(shape: &[usize], t: bool, lhs: bool) -> Option<(usize, usize, Strided)> {
+    match (shape, t) {
+        ([k], _) if lhs => Some((1, *k, Strided { rs: *k, cs: 1 })),
+        ([k], _) => Some((*k, 1, Strided { rs: 1, cs: 1 })),
+        ([r, c], false) => Some((*r, *c, Strided { rs: *c, cs: 1 })),
+        ([r, c], true) => Some((*c, *r, Strided { rs: 1, cs: *c })),
+        _ => None,
+    }
+}
+
 /// `C (+)= A·B` for `A` m×k and `B` k×n read through strides (so transposes and 1-D operands
 /// cost nothing): a plain loop for tiny products, faer above [`SMALL_MATMUL`].
 #[allow(clippy::too_many_arguments)]
@@ -457,6 +469,13 @@ pub(crate) fn matmul<T: Scalar>(
 ) -> Result<Arr<T>> {
     let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
     let mut out = pool.full(shape.slice(), T::zero());
+    // 1-D/2-D operands: read through strides, no 3-D views.
+    if let (Some((m, k, sa)), Some((_, n, sb))) = (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
+    {
+        let o = out.as_slice_mut().expect("row-major");
+        gemm_strided(false, o, Strided { rs: n, cs: 1 }, sl(a), sa, sl(b), sb, (m, k, n))?;
+        return Ok(out);
+    }
     matmul_write(&mut out, false, a, ta, b, tb)?;
     Ok(out)
 }
