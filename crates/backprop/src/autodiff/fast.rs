@@ -2,14 +2,14 @@
 //! elementwise ops, 1-D/2-D matrix products, full reductions and reshapes. Shared by the
 //! [`super::Plan`] replay and the tape's numeric sweep (for small nodes); every other op, and
 //! every shape these do not cover, goes through [`super::backward::backward_rule`]. The formulas
-//! are those of `backward_rule` (unary ones literally: [`unary_adjoint`]); the property tests
+//! are those of `backward_rule` (unary ones literally: `unary_rules!`); the property tests
 //! compare both paths on random graphs.
 
-use super::backward::unary_adjoint;
+use super::backward::{on_numbers, unary_rules};
 use super::kernels::{self as k, Bc, Strided, at, gemm_strided};
-use super::op::{Binary, Op, Unary, specialize_unary};
+use super::op::{Binary, Op, Unary};
 use super::tape::{Node, NodeId};
-use super::var::mean_scale;
+use super::var::{ScalarExt, mean_scale};
 use crate::{Error, Result, Scalar};
 
 /// How a node's rule runs on flat slices (operands are node indices).
@@ -117,8 +117,8 @@ pub(crate) fn backward_step<'v, T: Scalar>(
             if rel[a] && !u.is_piecewise_constant() {
                 let (x, y) = (val(a), val(i));
                 let xb = adj.slot(a);
-                specialize_unary!(u, |c| for (j, d) in xb.iter_mut().enumerate() {
-                    *d += unary_adjoint(c, g[j], x[j], y[j]);
+                unary_rules!(u, on_numbers, |f| for (j, d) in xb.iter_mut().enumerate() {
+                    *d += f(g[j], x[j], y[j]);
                 });
             }
         }

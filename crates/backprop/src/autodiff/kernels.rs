@@ -470,7 +470,8 @@ pub(crate) fn matmul<T: Scalar>(
     let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
     let mut out = pool.full(shape.slice(), T::zero());
     // 1-D/2-D operands: read through strides, no 3-D views.
-    if let (Some((m, k, sa)), Some((_, n, sb))) = (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
+    if let (Some((m, k, sa)), Some((_, n, sb))) =
+        (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
     {
         let o = out.as_slice_mut().expect("row-major");
         gemm_strided(false, o, Strided { rs: n, cs: 1 }, sl(a), sa, sl(b), sb, (m, k, n))?;

@@ -54,7 +54,7 @@ impl<T: Copy> Pool<T> {
     }
 
     /// A row-major array of `shape` filled from `values` (which must yield exactly its size).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn array(&mut self, shape: &[usize], values: impl Iterator<Item = T>) -> ArrayD<T> {
         let n = shape.iter().product();
         let mut v = self.take(n);
