@@ -227,7 +227,7 @@ impl<T: Scalar> Tape<T> {
     fn pooled(&self, a: &ArrayD<T>) -> ArrayD<T> {
         let mut inner = self.inner.borrow_mut();
         match a.as_slice() {
-            Some(s) => inner.pool.array(a.shape(), s.iter().copied()),
+            Some(s) => inner.pool.copy_slice(a.shape(), s),
             None => inner.pool.array(a.shape(), a.iter().copied()),
         }
     }

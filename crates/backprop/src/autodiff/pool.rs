@@ -72,6 +72,14 @@ impl<T: Copy> Pool<T> {
         ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
     }
 
+    /// A row-major array of `shape` holding a copy of `values` (a memcpy).
+    #[inline]
+    pub(crate) fn copy_slice(&mut self, shape: &[usize], values: &[T]) -> ArrayD<T> {
+        let mut v = self.take(values.len());
+        v.extend_from_slice(values);
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
+    }
+
     /// A copy of `a` in row-major order.
     #[inline]
     pub(crate) fn copy(&mut self, a: &ArrayD<T>) -> ArrayD<T> {

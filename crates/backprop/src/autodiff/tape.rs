@@ -245,7 +245,7 @@ impl<T: Scalar> Tape<T> {
     ) -> Var<'_, T> {
         let v = self.push(op, |_, pool| {
             Ok(match value.as_slice() {
-                Some(s) => pool.array(value.shape(), s.iter().copied()),
+                Some(s) => pool.copy_slice(value.shape(), s),
                 None => pool.array(value.shape(), value.iter().copied()),
             })
         });
