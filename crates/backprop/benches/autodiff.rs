@@ -153,20 +153,6 @@ fn hvp_bench(c: &mut Criterion) {
             black_box(&grads);
         })
     });
-    g.bench_function("record", |b| {
-        b.iter(|| {
-            tape.reset();
-            let (loss, _params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
-            black_box(loss);
-        })
-    });
-    g.bench_function("grad_graph", |b| {
-        b.iter(|| {
-            tape.reset();
-            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
-            black_box(tape.grad_graph(loss, &params).expect("gg"));
-        })
-    });
     g.bench_function("hvp", |b| {
         b.iter(|| {
             tape.reset();
