@@ -446,6 +446,37 @@ pub(crate) fn gemm_strided<T: Scalar>(
             return gemm_into(cv, accumulate, T::one(), av, bv);
         }
     }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k > 0 && sb.cs == 1 && sc.cs == 1 {
+        // Rows of B and C contiguous: C[i, :] (+)= Σₚ A[i, p]·B[p, :] on slices.
+        for i in 0..m {
+            let row = &mut c[i * sc.rs..i * sc.rs + n];
+            if !accumulate {
+                row.fill(T::zero());
+            }
+            for p in 0..k {
+                let s = a[i * sa.rs + p * sa.cs];
+                let brow = &b[p * sb.rs..p * sb.rs + n];
+                row.iter_mut().zip(brow).for_each(|(d, &x)| *d += s * x);
+            }
+        }
+        return Ok(());
+    }
+    if k > 0 && sa.cs == 1 && sb.rs == 1 {
+        // Rows of A and columns of B contiguous: dot products on slices.
+        for i in 0..m {
+            let arow = &a[i * sa.rs..i * sa.rs + k];
+            for j in 0..n {
+                let bcol = &b[j * sb.cs..j * sb.cs + k];
+                let acc = arow.iter().zip(bcol).fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                let d = &mut c[i * sc.rs + j * sc.cs];
+                *d = if accumulate { *d + acc } else { acc };
+            }
+        }
+        return Ok(());
+    }
     for i in 0..m {
         for j in 0..n {
             let mut acc = T::zero();
