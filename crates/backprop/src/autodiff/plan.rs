@@ -24,8 +24,13 @@ use super::tape::{Node, NodeId, Tape};
 use super::var::{Var, unary_into};
 use crate::{Error, Result, Scalar};
 
-/// A compiled recording: replays the forward pass on new input values and computes gradients,
-/// with preallocated buffers (see the [module docs](self)).
+/// A compiled recording ([`Tape::compile`]): replays the forward pass on new input values and
+/// computes gradients, with preallocated buffers — what `jax.jit` is to jax.
+///
+/// The plan keeps the output's graph (its ancestors) with flat value and adjoint arenas and a
+/// precomputed step per node: elementwise ops, 1-D/2-D matrix products, full reductions and
+/// reshapes run on slices; every other op runs through the tape's kernels and derivative rules,
+/// so any recorded graph replays. Shapes are fixed at compile time (new shapes: record again).
 ///
 /// ```
 /// use backprop::autodiff::Tape;
