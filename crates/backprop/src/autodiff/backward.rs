@@ -10,16 +10,15 @@
 //! - [`Graph`] runs it as tape ops: the backward pass is itself recorded, so a gradient is a
 //!   [`Var`] and can be differentiated again, to any order.
 //!
-//! Elementwise rules are one expression compiled twice ([`unary_adjoint`], `rule2!`): once on
+//! Elementwise rules are one expression compiled twice ([`unary_rules`], `rule2!`): once on
 //! scalars, once on `Var`s, so the two paths cannot disagree.
 
-use std::ops::{Div, Mul, Neg};
 use std::rc::Rc;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 use super::kernels::{self as k, reduced_shape, sl};
-use super::op::{Binary, Op, Unary, specialize_unary};
+use super::op::{Binary, Op, Unary};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape, first_non_finite};
 use super::var::{ScalarExt, Var};
@@ -121,130 +120,113 @@ macro_rules! rule2 {
     };
 }
 
-/// What a unary rule computes with: plain scalars (the numeric paths) or recorded [`Var`]s (the
-/// differentiable path), so each formula below is written once for both.
-pub(crate) trait RuleVal<T: Scalar>:
-    Copy + Mul<Output = Self> + Mul<T, Output = Self> + Div<Output = Self> + Neg<Output = Self>
-{
-    fn square(self) -> Self;
-    fn cos(self) -> Self;
-    fn sin(self) -> Self;
-    fn powf(self, p: T) -> Self;
-    fn one_minus(self) -> Self;
-    fn sigmoid(self) -> Self;
-    fn step(self) -> Self;
-    fn sgn(self) -> Self;
-    fn leaky_slope(self, alpha: T) -> Self;
-    fn in_range(self, lo: T, hi: T) -> Self;
+/// THE table of unary derivatives `x̄ = ȳ·f'(x)`, from `ȳ` (`g`), `x` and the saved output `y`:
+/// `$body` with `$f` bound to `$mk!(|g, x, y| formula)` for `u` — [`both`] builds the rule on
+/// numbers and on recorded nodes (one expression, two types), [`on_numbers`] only the former.
+/// Each closure's code holds its formula, so every loop over it is specialised. Affine (a
+/// scaling) and the piecewise-constant functions (zero) are handled by the callers.
+macro_rules! unary_rules {
+    ($u:expr, $mk:ident, |$f:ident| $body:expr) => {
+        match $u {
+            // y = s·x + c  ⇒  x̄ = s·ȳ
+            Unary::Affine(s, _) => {
+                let $f = $mk!(|g, _x, _y| g * s);
+                $body
+            }
+            // y = x²  ⇒  x̄ = 2x·ȳ
+            Unary::Square => {
+                let $f = $mk!(|g, x, _y| g * x * T::of(2.0));
+                $body
+            }
+            // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
+            Unary::Exp => {
+                let $f = $mk!(|g, _x, y| g * y);
+                $body
+            }
+            // y = ln x  ⇒  x̄ = ȳ/x
+            Unary::Log => {
+                let $f = $mk!(|g, x, _y| g / x);
+                $body
+            }
+            // y = √x  ⇒  x̄ = ȳ/(2y)
+            Unary::Sqrt => {
+                let $f = $mk!(|g, _x, y| g / y * T::of(0.5));
+                $body
+            }
+            // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
+            Unary::Powf(p) => {
+                let $f = $mk!(|g, x, _y| g * x.powf(p - T::one()) * p);
+                $body
+            }
+            // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
+            Unary::Abs => {
+                let $f = $mk!(|g, x, _y| g * x.sgn());
+                $body
+            }
+            // y = sin x  ⇒  x̄ = cos x·ȳ
+            Unary::Sin => {
+                let $f = $mk!(|g, x, _y| g * x.cos());
+                $body
+            }
+            // y = cos x  ⇒  x̄ = −sin x·ȳ
+            Unary::Cos => {
+                let $f = $mk!(|g, x, _y| -(g * x.sin()));
+                $body
+            }
+            // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
+            Unary::Sigmoid => {
+                let $f = $mk!(|g, _x, y| g * y * y.one_minus());
+                $body
+            }
+            // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ  (y² one node when recorded: its derivative sees one operand)
+            Unary::Tanh => {
+                let $f = $mk!(|g, _x, y| g * y.square().one_minus());
+                $body
+            }
+            // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
+            Unary::Relu => {
+                let $f = $mk!(|g, x, _y| g * x.step());
+                $body
+            }
+            // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
+            Unary::LeakyRelu(al) => {
+                let $f = $mk!(|g, x, _y| g * x.leaky_slope(al));
+                $body
+            }
+            // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
+            Unary::Softplus => {
+                let $f = $mk!(|g, x, _y| g * x.sigmoid());
+                $body
+            }
+            // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
+            Unary::Clamp(lo, hi) => {
+                let $f = $mk!(|g, x, _y| g * x.in_range(lo, hi));
+                $body
+            }
+            // Piecewise constant: derivative zero almost everywhere.
+            Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => {
+                let $f = $mk!(|g, _x, _y| g * T::zero());
+                $body
+            }
+        }
+    };
+}
+pub(crate) use unary_rules;
+
+/// `(on numbers, on recorded nodes)`: one rule expression compiled for both.
+macro_rules! both {
+    (|$g:ident, $x:ident, $y:ident| $e:expr) => {
+        (move |$g: T, $x: T, $y: T| $e, move |$g: Var<'t, T>, $x: Var<'t, T>, $y: Var<'t, T>| $e)
+    };
 }
 
-impl<T: Scalar> RuleVal<T> for T {
-    fn square(self) -> Self {
-        self * self
-    }
-    fn cos(self) -> Self {
-        num_traits::Float::cos(self)
-    }
-    fn sin(self) -> Self {
-        num_traits::Float::sin(self)
-    }
-    fn powf(self, p: T) -> Self {
-        num_traits::Float::powf(self, p)
-    }
-    fn one_minus(self) -> Self {
-        ScalarExt::one_minus(self)
-    }
-    fn sigmoid(self) -> Self {
-        ScalarExt::sigmoid(self)
-    }
-    fn step(self) -> Self {
-        ScalarExt::step(self)
-    }
-    fn sgn(self) -> Self {
-        ScalarExt::sgn(self)
-    }
-    fn leaky_slope(self, alpha: T) -> Self {
-        ScalarExt::leaky_slope(self, alpha)
-    }
-    fn in_range(self, lo: T, hi: T) -> Self {
-        ScalarExt::in_range(self, lo, hi)
-    }
+/// The rule on numbers only.
+macro_rules! on_numbers {
+    (|$g:ident, $x:ident, $y:ident| $e:expr) => {
+        move |$g: T, $x: T, $y: T| $e
+    };
 }
-
-impl<'t, T: Scalar> RuleVal<T> for Var<'t, T> {
-    // One node, not `y·y`: the second derivative then sees one operand, not two.
-    fn square(self) -> Self {
-        Var::square(self)
-    }
-    fn cos(self) -> Self {
-        Var::cos(self)
-    }
-    fn sin(self) -> Self {
-        Var::sin(self)
-    }
-    fn powf(self, p: T) -> Self {
-        Var::powf(self, p)
-    }
-    fn one_minus(self) -> Self {
-        Var::one_minus(self)
-    }
-    fn sigmoid(self) -> Self {
-        Var::sigmoid(self)
-    }
-    fn step(self) -> Self {
-        Var::step(self)
-    }
-    fn sgn(self) -> Self {
-        Var::sgn(self)
-    }
-    fn leaky_slope(self, alpha: T) -> Self {
-        Var::leaky_slope(self, alpha)
-    }
-    fn in_range(self, lo: T, hi: T) -> Self {
-        Var::in_range(self, lo, hi)
-    }
-}
-
-/// `x̄ = ȳ·f'(x)` for a unary `y = f(x)`, given `ȳ`, `x` and the saved output `y`: THE table of
-/// unary derivatives, for numbers and for recorded nodes alike. Affine and the piecewise-constant
-/// functions are handled by the caller (a scaling, and zero).
-#[inline(always)]
-pub(crate) fn unary_adjoint<T: Scalar, V: RuleVal<T>>(u: Unary<T>, g: V, x: V, y: V) -> V {
-    match u {
-        // y = s·x + c  ⇒  x̄ = s·ȳ
-        Unary::Affine(s, _) => g * s,
-        // y = x²  ⇒  x̄ = 2x·ȳ
-        Unary::Square => g * x * T::of(2.0),
-        // y = eˣ  ⇒  x̄ = y·ȳ  (the saved output)
-        Unary::Exp => g * y,
-        // y = ln x  ⇒  x̄ = ȳ/x
-        Unary::Log => g / x,
-        // y = √x  ⇒  x̄ = ȳ/(2y)
-        Unary::Sqrt => g / y * T::of(0.5),
-        // y = xᵖ  ⇒  x̄ = p·xᵖ⁻¹·ȳ
-        Unary::Powf(p) => g * x.powf(p - T::one()) * p,
-        // y = |x|  ⇒  x̄ = sign(x)·ȳ  (0 at the kink, as PyTorch)
-        Unary::Abs => g * x.sgn(),
-        // y = sin x  ⇒  x̄ = cos x·ȳ
-        Unary::Sin => g * x.cos(),
-        // y = cos x  ⇒  x̄ = −sin x·ȳ
-        Unary::Cos => -(g * x.sin()),
-        // y = σ(x)  ⇒  x̄ = σ'(x)·ȳ, σ' = σ(1 − σ) = y(1 − y)
-        Unary::Sigmoid => g * y * y.one_minus(),
-        // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ
-        Unary::Tanh => g * y.square().one_minus(),
-        // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
-        Unary::Relu => g * x.step(),
-        // y = x or αx  ⇒  x̄ = (1 or α)·ȳ
-        Unary::LeakyRelu(al) => g * x.leaky_slope(al),
-        // y = ln(1 + eˣ)  ⇒  x̄ = σ(x)·ȳ
-        Unary::Softplus => g * x.sigmoid(),
-        // y = clamp(x, lo, hi)  ⇒  x̄ = 1[lo ≤ x ≤ hi]·ȳ
-        Unary::Clamp(lo, hi) => g * x.in_range(lo, hi),
-        // Piecewise constant: derivative zero almost everywhere.
-        Unary::Step | Unary::Sign | Unary::LeakySlope(_) | Unary::InRange(..) => g * T::zero(),
-    }
-}
+pub(crate) use on_numbers;
 
 /// The shape with a length-1 axis inserted at `at` (1-D matmul operands promoted to 2-D).
 fn insert_one(shape: &[usize], at: usize) -> IxDyn {
@@ -280,13 +262,7 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             let gx = match *u {
                 // y = s·x + c  ⇒  x̄ = s·ȳ
                 Unary::Affine(s, _) => bk.scale(g, s)?,
-                u => specialize_unary!(u, |c| bk.unary(
-                    g,
-                    x,
-                    y,
-                    |g: T, x: T, y: T| unary_adjoint(c, g, x, y),
-                    |g: Var<'t, T>, x: Var<'t, T>, y: Var<'t, T>| unary_adjoint(c, g, x, y),
-                )?),
+                u => unary_rules!(u, both, |f| bk.unary(g, x, y, f.0, f.1)?),
             };
             bk.accumulate(x, gx)?;
         }
@@ -656,6 +632,7 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
         }
         Ok(())
     }
+    #[inline(always)]
     fn unary(
         &mut self,
         g: NH<T>,

@@ -7,6 +7,8 @@
 use ndarray::{Array2, ArrayD, IxDyn};
 
 use super::backward::{Graph, NH, Numeric, backward_rule};
+use super::fast::{AdjSlots, Step, backward_step, step_of};
+use super::kernels::sl;
 use super::op::Op;
 use super::tape::{NodeId, Tape, copy_error};
 use super::var::Var;
@@ -40,6 +42,60 @@ fn mark_relevant<T: Scalar>(
     }
 }
 
+/// Nodes up to this many elements run their slice rule ([`super::fast`]) in the numeric sweep.
+const FAST_NODE: usize = 1024;
+
+/// The tape's adjoints as [`AdjSlots`]: a missing adjoint starts as zeros from the pool.
+struct TapeSlots<'a, T> {
+    adj: &'a mut [Option<ArrayD<T>>],
+    cache: &'a mut [Option<ArrayD<T>>],
+    nodes: &'a [super::tape::Node<T>],
+    pool: &'a mut super::pool::Pool<T>,
+}
+
+impl<T: Scalar> AdjSlots<T> for TapeSlots<'_, T> {
+    fn slot(&mut self, j: usize) -> &mut [T] {
+        let (nodes, pool, cache) = (self.nodes, &mut *self.pool, &mut *self.cache);
+        self.adj[j]
+            .get_or_insert_with(|| {
+                let shape = nodes[j].value.shape();
+                match cache.get_mut(j).and_then(Option::take) {
+                    Some(mut a) if a.shape() == shape => {
+                        a.as_slice_mut().expect("row-major").fill(T::zero());
+                        a
+                    }
+                    other => {
+                        if let Some(a) = other {
+                            pool.recycle(a);
+                        }
+                        pool.full(shape, T::zero())
+                    }
+                }
+            })
+            .as_slice_mut()
+            .expect("adjoints are row-major")
+    }
+}
+
+/// Ends a sweep: small adjoints go to the cache by node (see [`super::tape::Inner`]), the rest
+/// back to the pool.
+fn retire_adjoints<T: Scalar>(inner: &mut super::tape::Inner<T>) {
+    let (adj, cache, pool) = (&mut inner.adjoints, &mut inner.adjoint_cache, &mut inner.pool);
+    if cache.len() < adj.len() {
+        cache.resize_with(adj.len(), || None);
+    }
+    for (j, a) in adj.drain(..).enumerate() {
+        let Some(a) = a else { continue };
+        if a.len() <= FAST_NODE {
+            if let Some(old) = cache[j].replace(a) {
+                pool.recycle(old);
+            }
+        } else {
+            pool.recycle(a);
+        }
+    }
+}
+
 impl<T: Scalar> Tape<T> {
     fn check_all(&self, output: &[Var<'_, T>], inputs: &[Var<'_, T>]) -> Result<()> {
         self.status()?;
@@ -68,13 +124,12 @@ impl<T: Scalar> Tape<T> {
             return Err(copy_error(e));
         }
         mark_relevant(&inner.nodes, top, inputs, &mut inner.relevant);
-        for a in inner.adjoints.drain(..).flatten() {
-            inner.pool.recycle(a);
-        }
+        retire_adjoints(inner);
         inner.adjoints.resize_with(top + 1, || None);
         let keep_all = inputs.is_none();
         let is_input = |i: usize| inputs.is_none_or(|ins| ins.iter().any(|x| x.id.index() == i));
         let result = {
+            let cache = &mut inner.adjoint_cache;
             let mut bk = Numeric {
                 nodes: &inner.nodes,
                 pool: &mut inner.pool,
@@ -94,6 +149,21 @@ impl<T: Scalar> Tape<T> {
                 for i in (0..=top).rev() {
                     if !bk.relevant[i] || matches!(bk.nodes[i].op, Op::Leaf | Op::Const) {
                         continue;
+                    }
+                    // Small nodes: the slice rule (per-op overhead dominates their cost).
+                    if !bk.check_finite && nodes[i].value.len() <= FAST_NODE {
+                        let step = step_of(&nodes[i], nodes);
+                        if !matches!(step, Step::General) {
+                            let (lo, hi) = bk.adj.split_at_mut(i);
+                            let Some(g) = hi[0].as_ref() else { continue };
+                            let mut slots = TapeSlots { adj: lo, cache, nodes, pool: bk.pool };
+                            let val = |j: usize| sl(&nodes[j].value);
+                            if let Err(e) = backward_step(step, sl(g), &val, i, bk.relevant, &mut slots) {
+                                r = Err(e);
+                                break;
+                            }
+                            continue;
+                        }
                     }
                     let g = if keep_all || is_input(i) {
                         match &bk.adj[i] {
@@ -116,9 +186,7 @@ impl<T: Scalar> Tape<T> {
             r
         };
         if let Err(e) = result {
-            for a in inner.adjoints.drain(..).flatten() {
-                inner.pool.recycle(a);
-            }
+            retire_adjoints(inner);
             return Err(e);
         }
         if keep_all {
@@ -136,9 +204,7 @@ impl<T: Scalar> Tape<T> {
                 }
             }
         }
-        for a in inner.adjoints.drain(..).flatten() {
-            inner.pool.recycle(a);
-        }
+        retire_adjoints(inner);
         Ok(None)
     }
 
@@ -161,7 +227,7 @@ impl<T: Scalar> Tape<T> {
     fn pooled(&self, a: &ArrayD<T>) -> ArrayD<T> {
         let mut inner = self.inner.borrow_mut();
         match a.as_slice() {
-            Some(s) => inner.pool.array(a.shape(), s.iter().copied()),
+            Some(s) => inner.pool.copy_slice(a.shape(), s),
             None => inner.pool.array(a.shape(), a.iter().copied()),
         }
     }
@@ -404,7 +470,10 @@ impl<T: Scalar> Tape<T> {
 
 fn write_into<T: Scalar>(dst: &mut ArrayD<T>, src: &ArrayD<T>) {
     if dst.shape() == src.shape() {
-        dst.assign(src);
+        match (dst.as_slice_mut(), src.as_slice()) {
+            (Some(d), Some(s)) => d.copy_from_slice(s),
+            _ => dst.assign(src),
+        }
     } else {
         *dst = src.to_owned();
     }

@@ -411,6 +411,18 @@ pub(crate) struct Strided {
     pub(crate) cs: usize,
 }
 
+/// A 1-D or 2-D operand of a matrix product as `(rows, cols, strides)` of `op(x)`: a 1-D lhs is
+/// a row, a 1-D rhs a column, a transposed operand is read with swapped strides.
+pub(crate) fn as_matrix(shape: &[usize], t: bool, lhs: bool) -> Option<(usize, usize, Strided)> {
+    match (shape, t) {
+        ([k], _) if lhs => Some((1, *k, Strided { rs: *k, cs: 1 })),
+        ([k], _) => Some((*k, 1, Strided { rs: 1, cs: 1 })),
+        ([r, c], false) => Some((*r, *c, Strided { rs: *c, cs: 1 })),
+        ([r, c], true) => Some((*c, *r, Strided { rs: 1, cs: *c })),
+        _ => None,
+    }
+}
+
 /// `C (+)= A·B` for `A` m×k and `B` k×n read through strides (so transposes and 1-D operands
 /// cost nothing): a plain loop for tiny products, faer above [`SMALL_MATMUL`].
 #[allow(clippy::too_many_arguments)]
@@ -433,6 +445,37 @@ pub(crate) fn gemm_strided<T: Scalar>(
         if let (Ok(av), Ok(bv), Ok(cv)) = views {
             return gemm_into(cv, accumulate, T::one(), av, bv);
         }
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k > 0 && sb.cs == 1 && sc.cs == 1 {
+        // Rows of B and C contiguous: C[i, :] (+)= Σₚ A[i, p]·B[p, :] on slices.
+        for i in 0..m {
+            let row = &mut c[i * sc.rs..i * sc.rs + n];
+            if !accumulate {
+                row.fill(T::zero());
+            }
+            for p in 0..k {
+                let s = a[i * sa.rs + p * sa.cs];
+                let brow = &b[p * sb.rs..p * sb.rs + n];
+                row.iter_mut().zip(brow).for_each(|(d, &x)| *d += s * x);
+            }
+        }
+        return Ok(());
+    }
+    if k > 0 && sa.cs == 1 && sb.rs == 1 {
+        // Rows of A and columns of B contiguous: dot products on slices.
+        for i in 0..m {
+            let arow = &a[i * sa.rs..i * sa.rs + k];
+            for j in 0..n {
+                let bcol = &b[j * sb.cs..j * sb.cs + k];
+                let acc = arow.iter().zip(bcol).fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                let d = &mut c[i * sc.rs + j * sc.cs];
+                *d = if accumulate { *d + acc } else { acc };
+            }
+        }
+        return Ok(());
     }
     for i in 0..m {
         for j in 0..n {
@@ -457,6 +500,14 @@ pub(crate) fn matmul<T: Scalar>(
 ) -> Result<Arr<T>> {
     let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
     let mut out = pool.full(shape.slice(), T::zero());
+    // 1-D/2-D operands: read through strides, no 3-D views.
+    if let (Some((m, k, sa)), Some((_, n, sb))) =
+        (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
+    {
+        let o = out.as_slice_mut().expect("row-major");
+        gemm_strided(false, o, Strided { rs: n, cs: 1 }, sl(a), sa, sl(b), sb, (m, k, n))?;
+        return Ok(out);
+    }
     matmul_write(&mut out, false, a, ta, b, tb)?;
     Ok(out)
 }

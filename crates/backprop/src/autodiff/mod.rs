@@ -9,7 +9,9 @@
 //!   activations, softmax, indexing, losses), numpy broadcasting, `f32` or `f64`;
 //! - one `match` of derivative rules ([`backward`](self)), each beside its formula, run either on
 //!   numbers (the fast first-order path) or as tape ops (so gradients are differentiable:
-//!   [`Tape::grad_graph`], [`Tape::hvp`], [`Tape::hessian`]);
+//!   [`Tape::grad_graph`], [`Tape::hvp`], [`Tape::hessian`]); small nodes (elementwise, 1-D/2-D
+//!   matmul, full reductions) run the same formulas as slice loops, where per-op overhead would
+//!   dominate;
 //! - [`Tape::compile`]: a recording compiled into a [`Plan`] that replays it on new values
 //!   with preallocated buffers (record once, replay many times, as `jax.jit`);
 //! - [`gradcheck`]: analytic derivatives against central finite differences.
@@ -42,6 +44,7 @@
 mod backward;
 mod check;
 mod dot;
+mod fast;
 mod grad;
 mod kernels;
 mod loss;

@@ -15,35 +15,22 @@
 
 use ndarray::{ArrayBase, ArrayD, ArrayViewD, Data, Dimension};
 
-use super::backward::{NH, Numeric, backward_rule, unary_adjoint};
-use super::kernels::{self as k, Bc, Strided, at, gemm_strided, sl};
-use super::op::{Binary, Op, Unary, specialize_unary};
+use super::backward::{NH, Numeric, backward_rule};
+use super::fast::{AdjSlots, Step, backward_step, step_of, zip_bc};
+use super::kernels::{Strided, gemm_strided, sl};
+use super::op::{Binary, Op};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape};
-use super::var::{Var, mean_scale, unary_into};
+use super::var::{Var, unary_into};
 use crate::{Error, Result, Scalar};
 
-/// How a node is replayed (operands are plan indices).
-#[derive(Clone, Copy, Debug)]
-enum Step<T> {
-    /// A leaf or constant: its value is set by the caller or kept from the recording.
-    Input,
-    /// Elementwise `y = u(x)`.
-    Unary(usize, Unary<T>),
-    /// Elementwise `y = a ∘ b`, each operand read through its broadcast pattern.
-    Binary { a: usize, b: usize, kind: Binary, bca: Bc, bcb: Bc },
-    /// `Y (m×n) = A'·B'` with `A'`, `B'` read through strides (transposes, 1-D operands).
-    MatMul { a: usize, b: usize, sa: Strided, sb: Strided, mkn: (usize, usize, usize) },
-    /// Sum (scale 1) or mean (scale 1/n) over every axis.
-    Reduce { a: usize, scale: T },
-    /// Same elements, other shape.
-    Reshape(usize),
-    /// Anything else: the tape's kernel forward, [`backward_rule`] backward.
-    General,
-}
-
-/// A compiled recording: replays the forward pass on new input values and computes gradients,
-/// with preallocated buffers (see the [module docs](self)).
+/// A compiled recording ([`Tape::compile`]): replays the forward pass on new input values and
+/// computes gradients, with preallocated buffers — what `jax.jit` is to jax.
+///
+/// The plan keeps the output's graph (its ancestors) with flat value and adjoint arenas and a
+/// precomputed step per node: elementwise ops, 1-D/2-D matrix products, full reductions and
+/// reshapes run on slices; every other op runs through the tape's kernels and derivative rules,
+/// so any recorded graph replays. Shapes are fixed at compile time (new shapes: record again).
 ///
 /// ```
 /// use backprop::autodiff::Tape;
@@ -185,78 +172,6 @@ impl<T: Scalar> Tape<T> {
     }
 }
 
-/// The replay step of a node (fast path when its shapes allow one).
-fn step_of<T: Scalar>(node: &Node<T>, nodes: &[Node<T>]) -> Step<T> {
-    let shape = |id: NodeId| nodes[id.index()].value.shape();
-    match &node.op {
-        Op::Leaf | Op::Const | Op::Invalid => Step::Input,
-        Op::Unary(a, u) => Step::Unary(a.index(), *u),
-        Op::Binary(a, b, kind) => {
-            let out = node.value.shape();
-            let (bca, bcb) = (k::classify(shape(*a), out), k::classify(shape(*b), out));
-            if bca == Bc::General || bcb == Bc::General {
-                return Step::General;
-            }
-            Step::Binary { a: a.index(), b: b.index(), kind: *kind, bca, bcb }
-        }
-        Op::MatMul { a, b, ta, tb } => {
-            let (sa, sb) = (shape(*a), shape(*b));
-            if sa.len() > 2 || sb.len() > 2 {
-                return Step::General;
-            }
-            // A' = op(A) is m×k; a 1-D lhs is a row, a 1-D rhs a column.
-            let (m, ka, stra) = match (sa, *ta) {
-                ([k], _) => (1, *k, Strided { rs: *k, cs: 1 }),
-                ([r, c], false) => (*r, *c, Strided { rs: *c, cs: 1 }),
-                ([r, c], true) => (*c, *r, Strided { rs: 1, cs: *c }),
-                _ => return Step::General,
-            };
-            let (kb, n, strb) = match (sb, *tb) {
-                ([k], _) => (*k, 1, Strided { rs: 1, cs: 1 }),
-                ([r, c], false) => (*r, *c, Strided { rs: *c, cs: 1 }),
-                ([r, c], true) => (*c, *r, Strided { rs: 1, cs: *c }),
-                _ => return Step::General,
-            };
-            if ka != kb || node.value.len() != m * n {
-                return Step::General;
-            }
-            Step::MatMul { a: a.index(), b: b.index(), sa: stra, sb: strb, mkn: (m, ka, n) }
-        }
-        Op::Sum { a, axes, .. } | Op::Mean { a, axes, .. } => {
-            let sa = shape(*a);
-            let all = (0..sa.len()).all(|d| axes >> d & 1 == 1);
-            if !all || node.value.len() != 1 {
-                return Step::General;
-            }
-            let scale = if matches!(node.op, Op::Mean { .. }) { mean_scale(sa, *axes) } else { T::one() };
-            Step::Reduce { a: a.index(), scale }
-        }
-        Op::Reshape(a) => Step::Reshape(a.index()),
-        _ => Step::General,
-    }
-}
-
-/// `y[i] = f(a[i'], b[i''])` with each operand read through its broadcast pattern.
-#[inline(always)]
-fn zip_bc<T: Scalar>(y: &mut [T], a: &[T], bca: Bc, b: &[T], bcb: Bc, f: impl Fn(T, T) -> T) {
-    if bca == Bc::Same && bcb == Bc::Same {
-        y.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&x, &z))| *d = f(x, z));
-    } else {
-        y.iter_mut().enumerate().for_each(|(i, d)| *d = f(a[at(bca, i)], b[at(bcb, i)]));
-    }
-}
-
-/// `x̄[i'] += h(ȳ[i], i)` for an operand read through broadcast pattern `bc` (its adjoint is the
-/// sum over the copies).
-#[inline(always)]
-fn scatter_bc<T: Scalar>(xbar: &mut [T], bc: Bc, n: usize, h: impl Fn(usize) -> T) {
-    if bc == Bc::Same {
-        xbar.iter_mut().enumerate().for_each(|(i, d)| *d += h(i));
-    } else {
-        (0..n).for_each(|i| xbar[at(bc, i)] += h(i));
-    }
-}
-
 /// Slice `(offset, len)` of an arena.
 #[inline(always)]
 fn part<T>(v: &[T], (o, n): (usize, usize)) -> &[T] {
@@ -266,6 +181,18 @@ fn part<T>(v: &[T], (o, n): (usize, usize)) -> &[T] {
 #[inline(always)]
 fn part_mut<T>(v: &mut [T], (o, n): (usize, usize)) -> &mut [T] {
     &mut v[o..o + n]
+}
+
+/// The plan's adjoint arena as [`AdjSlots`].
+struct Arena<'a, T> {
+    adj: &'a mut [T],
+    span: &'a [(usize, usize)],
+}
+
+impl<T> AdjSlots<T> for Arena<'_, T> {
+    fn slot(&mut self, j: usize) -> &mut [T] {
+        part_mut(self.adj, self.span[j])
+    }
 }
 
 impl<T: Scalar> Plan<T> {
@@ -414,82 +341,10 @@ impl<T: Scalar> Plan<T> {
             let (lo, hi) = self.adj.split_at_mut(asp[i].0);
             let g = &hi[..asp[i].1];
             match self.steps[i] {
-                Step::Input => {}
-                Step::Unary(a, u) => {
-                    if rel[a] && !u.is_piecewise_constant() {
-                        let (x, y) = (part(vals, sp[a]), part(vals, sp[i]));
-                        let xb = part_mut(lo, asp[a]);
-                        specialize_unary!(u, |c| for (j, d) in xb.iter_mut().enumerate() {
-                            *d += unary_adjoint(c, g[j], x[j], y[j]);
-                        });
-                    }
-                }
-                Step::Binary { a, b, kind, bca, bcb } => {
-                    let (av, bv, yv) = (part(vals, sp[a]), part(vals, sp[b]), part(vals, sp[i]));
-                    let n = g.len();
-                    if rel[a] {
-                        let ab = part_mut(lo, asp[a]);
-                        // y = a ± b ⇒ ā = Σ ȳ;  y = a·b ⇒ ā = Σ ȳ·b;  y = a/b ⇒ ā = Σ ȳ/b
-                        match kind {
-                            Binary::Add | Binary::Sub => scatter_bc(ab, bca, n, |j| g[j]),
-                            Binary::Mul => scatter_bc(ab, bca, n, |j| g[j] * bv[at(bcb, j)]),
-                            Binary::Div => scatter_bc(ab, bca, n, |j| g[j] / bv[at(bcb, j)]),
-                        }
-                    }
-                    if rel[b] {
-                        let bb = part_mut(lo, asp[b]);
-                        // y = a + b ⇒ b̄ = Σ ȳ;  a − b ⇒ −Σ ȳ;  a·b ⇒ Σ ȳ·a;  a/b ⇒ −Σ ȳ·y/b
-                        match kind {
-                            Binary::Add => scatter_bc(bb, bcb, n, |j| g[j]),
-                            Binary::Sub => scatter_bc(bb, bcb, n, |j| -g[j]),
-                            Binary::Mul => scatter_bc(bb, bcb, n, |j| g[j] * av[at(bca, j)]),
-                            Binary::Div => scatter_bc(bb, bcb, n, |j| -(g[j] * yv[j]) / bv[at(bcb, j)]),
-                        }
-                    }
-                }
-                Step::MatMul { a, b, sa, sb, mkn: (m, kk, n) } => {
-                    // Y = A'·B'  ⇒  Ā' += Ȳ·B'ᵀ,  B̄' += A'ᵀ·Ȳ (written through the operands' strides)
-                    let sy = Strided { rs: n, cs: 1 };
-                    if rel[a] {
-                        let bt = Strided { rs: sb.cs, cs: sb.rs };
-                        gemm_strided(
-                            true,
-                            part_mut(lo, asp[a]),
-                            sa,
-                            g,
-                            sy,
-                            part(vals, sp[b]),
-                            bt,
-                            (m, n, kk),
-                        )?;
-                    }
-                    if rel[b] {
-                        let at_ = Strided { rs: sa.cs, cs: sa.rs };
-                        gemm_strided(
-                            true,
-                            part_mut(lo, asp[b]),
-                            sb,
-                            part(vals, sp[a]),
-                            at_,
-                            g,
-                            sy,
-                            (kk, m, n),
-                        )?;
-                    }
-                }
-                Step::Reduce { a, scale } => {
-                    // y = Σ x (or mean)  ⇒  x̄ += ȳ (or ȳ/n) everywhere
-                    if rel[a] {
-                        let s = g[0] * scale;
-                        part_mut(lo, asp[a]).iter_mut().for_each(|d| *d += s);
-                    }
-                }
-                Step::Reshape(a) => {
-                    if rel[a] {
-                        part_mut(lo, asp[a]).iter_mut().zip(g).for_each(|(d, &x)| *d += x);
-                    }
-                }
                 Step::General => self.general_backward(i)?,
+                step => {
+                    backward_step(step, g, &|j| part(vals, sp[j]), i, rel, &mut Arena { adj: lo, span: asp })?
+                }
             }
         }
         Ok(())

@@ -54,7 +54,7 @@ impl<T: Copy> Pool<T> {
     }
 
     /// A row-major array of `shape` filled from `values` (which must yield exactly its size).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn array(&mut self, shape: &[usize], values: impl Iterator<Item = T>) -> ArrayD<T> {
         let n = shape.iter().product();
         let mut v = self.take(n);
@@ -69,6 +69,14 @@ impl<T: Copy> Pool<T> {
         let n = shape.iter().product();
         let mut v = self.take(n);
         v.resize(n, x);
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
+    }
+
+    /// A row-major array of `shape` holding a copy of `values` (a memcpy).
+    #[inline]
+    pub(crate) fn copy_slice(&mut self, shape: &[usize], values: &[T]) -> ArrayD<T> {
+        let mut v = self.take(values.len());
+        v.extend_from_slice(values);
         ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
     }
 

@@ -49,6 +49,9 @@ pub(crate) struct Inner<T> {
     pub(crate) check_finite: bool,
     /// Per-node adjoints of the numeric backward pass, kept between passes for their capacity.
     pub(crate) adjoints: Vec<Option<ArrayD<T>>>,
+    /// Small adjoint arrays of the last pass, by node: a repeated step reuses them as they are
+    /// (zeroed) instead of building new arrays.
+    pub(crate) adjoint_cache: Vec<Option<ArrayD<T>>>,
     /// Per-node "depends on a requested input", kept for its capacity.
     pub(crate) relevant: Vec<bool>,
 }
@@ -105,6 +108,7 @@ impl<T: Scalar> Tape<T> {
                 error: None,
                 check_finite: false,
                 adjoints: Vec::new(),
+                adjoint_cache: Vec::new(),
                 relevant: Vec::new(),
             }),
         }
@@ -241,7 +245,7 @@ impl<T: Scalar> Tape<T> {
     ) -> Var<'_, T> {
         let v = self.push(op, |_, pool| {
             Ok(match value.as_slice() {
-                Some(s) => pool.array(value.shape(), s.iter().copied()),
+                Some(s) => pool.copy_slice(value.shape(), s),
                 None => pool.array(value.shape(), value.iter().copied()),
             })
         });

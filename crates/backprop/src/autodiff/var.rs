@@ -8,7 +8,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, Dimension, IxDyn};
 
 use super::kernels::{self as k, sl};
-use super::op::{Binary, Op, Unary, specialize_unary};
+use super::op::{Binary, Op, Unary};
 use super::pool::Pool;
 use super::tape::{NodeId, Tape};
 use crate::notebook::stable_sigmoid;
@@ -32,6 +32,9 @@ impl<T: Scalar> std::fmt::Debug for Var<'_, T> {
 pub(crate) trait ScalarExt: Scalar {
     fn one_minus(self) -> Self {
         Self::one() - self
+    }
+    fn square(self) -> Self {
+        self * self
     }
     fn sigmoid(self) -> Self {
         stable_sigmoid(self)
@@ -63,52 +66,99 @@ pub(crate) fn softplus<T: Scalar>(x: T) -> T {
     x.max(T::zero()) + (-x.abs()).exp().ln_1p()
 }
 
-/// The value of an elementwise unary op at one point: THE forward formula table.
-#[inline(always)]
-pub(crate) fn unary_value<T: Scalar>(u: Unary<T>, x: T) -> T {
-    match u {
-        Unary::Affine(s, c) => s * x + c,
-        Unary::Square => x * x,
-        Unary::Exp => x.exp(),
-        Unary::Log => x.ln(),
-        Unary::Sqrt => x.sqrt(),
-        Unary::Powf(p) => x.powf(p),
-        Unary::Abs => x.abs(),
-        Unary::Sin => x.sin(),
-        Unary::Cos => x.cos(),
-        Unary::Sigmoid => stable_sigmoid(x),
-        Unary::Tanh => x.tanh(),
-        Unary::Relu => {
-            if x > T::zero() {
-                x
-            } else {
-                T::zero()
+/// THE forward formula table of the unary ops: `$body` with `$f` bound to `u`'s function as a
+/// closure whose code (not its data) holds the formula, so every loop over it is specialised.
+macro_rules! unary_fns {
+    ($u:expr, $T:ty, |$f:ident| $body:expr) => {
+        match $u {
+            Unary::Affine(s, c) => {
+                let $f = move |x: $T| s * x + c;
+                $body
+            }
+            Unary::Square => {
+                let $f = |x: $T| x * x;
+                $body
+            }
+            Unary::Exp => {
+                let $f = |x: $T| x.exp();
+                $body
+            }
+            Unary::Log => {
+                let $f = |x: $T| x.ln();
+                $body
+            }
+            Unary::Sqrt => {
+                let $f = |x: $T| x.sqrt();
+                $body
+            }
+            Unary::Powf(p) => {
+                let $f = move |x: $T| x.powf(p);
+                $body
+            }
+            Unary::Abs => {
+                let $f = |x: $T| x.abs();
+                $body
+            }
+            Unary::Sin => {
+                let $f = |x: $T| x.sin();
+                $body
+            }
+            Unary::Cos => {
+                let $f = |x: $T| x.cos();
+                $body
+            }
+            Unary::Sigmoid => {
+                let $f = |x: $T| stable_sigmoid(x);
+                $body
+            }
+            Unary::Tanh => {
+                let $f = |x: $T| x.tanh();
+                $body
+            }
+            Unary::Relu => {
+                let $f = |x: $T| if x > <$T>::zero() { x } else { <$T>::zero() };
+                $body
+            }
+            Unary::LeakyRelu(al) => {
+                let $f = move |x: $T| if x > <$T>::zero() { x } else { al * x };
+                $body
+            }
+            Unary::Softplus => {
+                let $f = |x: $T| softplus(x);
+                $body
+            }
+            Unary::Clamp(lo, hi) => {
+                let $f = move |x: $T| x.max(lo).min(hi);
+                $body
+            }
+            Unary::Step => {
+                let $f = |x: $T| x.step();
+                $body
+            }
+            Unary::Sign => {
+                let $f = |x: $T| x.sgn();
+                $body
+            }
+            Unary::LeakySlope(al) => {
+                let $f = move |x: $T| x.leaky_slope(al);
+                $body
+            }
+            Unary::InRange(lo, hi) => {
+                let $f = move |x: $T| x.in_range(lo, hi);
+                $body
             }
         }
-        Unary::LeakyRelu(al) => {
-            if x > T::zero() {
-                x
-            } else {
-                al * x
-            }
-        }
-        Unary::Softplus => softplus(x),
-        Unary::Clamp(lo, hi) => x.max(lo).min(hi),
-        Unary::Step => x.step(),
-        Unary::Sign => x.sgn(),
-        Unary::LeakySlope(al) => x.leaky_slope(al),
-        Unary::InRange(lo, hi) => x.in_range(lo, hi),
-    }
+    };
 }
 
-/// `dst[i] = u(src[i])`, the variant matched once outside the loop.
+/// `dst[i] = u(src[i])`.
 pub(crate) fn unary_into<T: Scalar>(u: Unary<T>, src: &[T], dst: &mut [T]) {
-    specialize_unary!(u, |c| dst.iter_mut().zip(src).for_each(|(d, &x)| *d = unary_value(c, x)))
+    unary_fns!(u, T, |f| dst.iter_mut().zip(src).for_each(|(d, &x)| *d = f(x)))
 }
 
 /// The forward kernel of every elementwise unary op (one `match` outside the loop).
 pub(crate) fn unary_kernel<T: Scalar>(pool: &mut Pool<T>, a: &ArrayD<T>, u: Unary<T>) -> ArrayD<T> {
-    specialize_unary!(u, |c| k::map(pool, a, |x| unary_value(c, x)))
+    unary_fns!(u, T, |f| k::map(pool, a, f))
 }
 
 /// The forward kernel of the broadcast binary ops.
