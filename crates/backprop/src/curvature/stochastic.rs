@@ -22,7 +22,7 @@ pub struct HutchinsonEstimate {
     pub probes: usize,
 }
 
-/// tr(H) ≈ (1/m) Σ zᵢᵀ H zᵢ with Rademacher probes z (entries ±1, E[zzᵀ] = I), the
+/// tr(H) ≈ (1/m) Σ zᵢᵀ H zᵢ with Rademacher probes z (entries ±1, E\[zzᵀ\] = I), the
 /// lowest-variance choice among i.i.d. probes. Probes are applied in batches of up to 64.
 ///
 /// ```
