@@ -600,18 +600,18 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
             return Ok(());
         }
         let a = self.own(h);
-        if self.check_finite {
-            if let Some((i, x)) = first_non_finite(&a) {
-                return Err(Error::non_finite(
-                    "backward pass",
-                    format!(
-                        "the rule of op `{}` (node {}) produced {x} at flat index {i} of the adjoint of node {}",
-                        self.nodes[self.current].op.name(),
-                        self.current,
-                        id.index()
-                    ),
-                ));
-            }
+        if self.check_finite
+            && let Some((i, x)) = first_non_finite(&a)
+        {
+            return Err(Error::non_finite(
+                "backward pass",
+                format!(
+                    "the rule of op `{}` (node {}) produced {x} at flat index {i} of the adjoint of node {}",
+                    self.nodes[self.current].op.name(),
+                    self.current,
+                    id.index()
+                ),
+            ));
         }
         let expected = self.nodes[id.index()].value.shape();
         if a.shape() != expected {
@@ -698,12 +698,12 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
             self.done(h);
             return Ok(());
         }
-        if !self.check_finite {
-            if let Some(acc) = &mut self.adj[id.index()] {
-                let r = k::add_broadcast(acc, res(self.nodes, &h));
-                self.done(h);
-                return r;
-            }
+        if !self.check_finite
+            && let Some(acc) = &mut self.adj[id.index()]
+        {
+            let r = k::add_broadcast(acc, res(self.nodes, &h));
+            self.done(h);
+            return r;
         }
         let sx = self.shape_of(id);
         let b = self.broadcast_to(&h, sx.slice())?;
@@ -735,10 +735,10 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
         if !self.relevant[id.index()] {
             return Ok(());
         }
-        if !self.check_finite {
-            if let Some(acc) = &mut self.adj[id.index()] {
-                return k::matmul_acc(acc, res(self.nodes, a), ta, res(self.nodes, b), tb);
-            }
+        if !self.check_finite
+            && let Some(acc) = &mut self.adj[id.index()]
+        {
+            return k::matmul_acc(acc, res(self.nodes, a), ta, res(self.nodes, b), tb);
         }
         let r = self.matmul(a, ta, b, tb)?;
         self.accumulate(id, r)

@@ -286,25 +286,26 @@ impl<T: Scalar> Tape<T> {
         let result = if bad { Err(None) } else { f(&inner.nodes, &mut inner.pool).map_err(Some) };
         let (op, value) = match result {
             Ok(v) => {
-                if inner.check_finite && inner.error.is_none() {
-                    if let Some((i, x)) = first_non_finite(&v) {
-                        inner.error = Some(Error::non_finite(
-                            "forward pass",
-                            format!(
-                                "op `{}` (node {n}) produced {x} at flat index {i} of shape {:?}",
-                                op.name(),
-                                v.shape()
-                            ),
-                        ));
-                    }
+                if inner.check_finite
+                    && inner.error.is_none()
+                    && let Some((i, x)) = first_non_finite(&v)
+                {
+                    inner.error = Some(Error::non_finite(
+                        "forward pass",
+                        format!(
+                            "op `{}` (node {n}) produced {x} at flat index {i} of shape {:?}",
+                            op.name(),
+                            v.shape()
+                        ),
+                    ));
                 }
                 (op, v)
             }
             Err(e) => {
-                if let Some(e) = e {
-                    if inner.error.is_none() {
-                        inner.error = Some(e);
-                    }
+                if let Some(e) = e
+                    && inner.error.is_none()
+                {
+                    inner.error = Some(e);
                 }
                 (Op::Invalid, ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("empty"))
             }
@@ -323,13 +324,14 @@ impl<T: Scalar> Tape<T> {
         node.pending = false;
         match node.op.eval(before, node.value.shape(), &mut inner.pool) {
             Ok(v) => {
-                if inner.check_finite && inner.error.is_none() {
-                    if let Some((i, x)) = first_non_finite(&v) {
-                        inner.error = Some(Error::non_finite(
-                            "backward pass",
-                            format!("op `{}` (node {p}) produced {x} at flat index {i}", node.op.name()),
-                        ));
-                    }
+                if inner.check_finite
+                    && inner.error.is_none()
+                    && let Some((i, x)) = first_non_finite(&v)
+                {
+                    inner.error = Some(Error::non_finite(
+                        "backward pass",
+                        format!("op `{}` (node {p}) produced {x} at flat index {i}", node.op.name()),
+                    ));
                 }
                 let old = std::mem::replace(&mut node.value, v);
                 inner.pool.recycle(old);

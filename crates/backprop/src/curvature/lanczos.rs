@@ -142,7 +142,8 @@ impl Lanczos {
         while !done {
             let invariant = basis.step(op)?;
             let m = basis.steps();
-            let check = invariant || m == max_steps || (m >= wanted.min(n) && (m % 5 == 0 || m == n));
+            let check =
+                invariant || m == max_steps || (m >= wanted.min(n) && (m.is_multiple_of(5) || m == n));
             if check {
                 let (theta, s) = basis.ritz()?;
                 let beta = basis.last_beta();

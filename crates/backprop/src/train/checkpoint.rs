@@ -323,7 +323,7 @@ impl Checkpointer {
 
 impl<T: Scalar> Observer<T> for Checkpointer {
     fn on_epoch(&mut self, state: &TrainState<T>, record: &EpochRecord) -> Result<Control> {
-        if record.epoch % self.every == 0 {
+        if record.epoch.is_multiple_of(self.every) {
             save(state, &self.path)?;
         }
         Ok(Control::Continue)
