@@ -369,44 +369,89 @@ fn gram_schmidt_pass(q: &[f64], n: usize, x: [&mut [f64]; 2]) {
     }
     let [x0, x1] = x;
     let split = n / 2 / 8 * 8;
-    // c = Q·x on both column halves, summed.
-    let dots = |lo: usize, hi: usize, x0: &[f64], x1: &[f64]| {
-        let mut c = vec![0.0f64; 2 * m];
-        for b0 in (lo..hi).step_by(BLOCK) {
-            let b1 = (b0 + BLOCK).min(hi);
-            let (y0, y1) = (&x0[b0 - lo..b1 - lo], &x1[b0 - lo..b1 - lo]);
-            for r in 0..m {
-                let row = &q[r * n + b0..r * n + b1];
-                let (d0, d1) = dot2(row, y0, y1);
-                c[2 * r] += d0;
-                c[2 * r + 1] += d1;
-            }
-        }
-        c
-    };
     let (x0a, x0b) = x0.split_at_mut(split);
     let (x1a, x1b) = x1.split_at_mut(split);
-    let (ca, cb) = rayon::join(|| dots(0, split, x0a, x1a), || dots(split, n, x0b, x1b));
+    // c = Q·x on both column halves, summed; then x −= Qᵀc.
+    let (ca, cb) = rayon::join(|| dots(q, n, 0, x0a, x1a), || dots(q, n, split, x0b, x1b));
     let c: Vec<f64> = ca.iter().zip(&cb).map(|(a, b)| a + b).collect();
-    // x −= Qᵀc.
-    let update = |lo: usize, hi: usize, x0: &mut [f64], x1: &mut [f64]| {
-        for b0 in (lo..hi).step_by(BLOCK) {
-            let b1 = (b0 + BLOCK).min(hi);
-            let (y0, y1) = (&mut x0[b0 - lo..b1 - lo], &mut x1[b0 - lo..b1 - lo]);
-            for r in 0..m {
-                let row = &q[r * n + b0..r * n + b1];
-                let (c0, c1) = (c[2 * r], c[2 * r + 1]);
-                for ((a, b), &v) in y0.iter_mut().zip(y1.iter_mut()).zip(row) {
-                    *a -= c0 * v;
-                    *b -= c1 * v;
-                }
+    rayon::join(|| update(q, n, 0, &c, x0a, x1a), || update(q, n, split, &c, x0b, x1b));
+}
+
+/// The sweeps compiled for AVX2 (4-wide) when the CPU has it: the crate's baseline is SSE2,
+/// and at 2 lanes the sweep was slower than faer's runtime-dispatched GEMV per byte.
+macro_rules! dispatch {
+    ($generic:ident, $avx2:ident, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: `$avx2` only requires AVX2, which the CPU has (checked above); its body
+                // is safe code.
+                return unsafe { $avx2($($arg),*) };
             }
         }
-    };
-    rayon::join(|| update(0, split, x0a, x1a), || update(split, n, x0b, x1b));
+        $generic($($arg),*)
+    }};
+}
+
+/// c[2r + v] = Q[r, lo..lo+len]·x_v for the column range of x0, x1.
+fn dots(q: &[f64], n: usize, lo: usize, x0: &[f64], x1: &[f64]) -> Vec<f64> {
+    dispatch!(dots_generic, dots_avx2, (q, n, lo, x0, x1))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots_avx2(q: &[f64], n: usize, lo: usize, x0: &[f64], x1: &[f64]) -> Vec<f64> {
+    dots_generic(q, n, lo, x0, x1)
+}
+
+#[inline(always)]
+fn dots_generic(q: &[f64], n: usize, lo: usize, x0: &[f64], x1: &[f64]) -> Vec<f64> {
+    let m = q.len() / n;
+    let hi = lo + x0.len();
+    let mut c = vec![0.0f64; 2 * m];
+    for b0 in (lo..hi).step_by(BLOCK) {
+        let b1 = (b0 + BLOCK).min(hi);
+        let (y0, y1) = (&x0[b0 - lo..b1 - lo], &x1[b0 - lo..b1 - lo]);
+        for r in 0..m {
+            let (d0, d1) = dot2(&q[r * n + b0..r * n + b1], y0, y1);
+            c[2 * r] += d0;
+            c[2 * r + 1] += d1;
+        }
+    }
+    c
+}
+
+/// x_v[lo..] −= Σᵣ c[2r + v]·Q[r, lo..].
+fn update(q: &[f64], n: usize, lo: usize, c: &[f64], x0: &mut [f64], x1: &mut [f64]) {
+    dispatch!(update_generic, update_avx2, (q, n, lo, c, x0, x1))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_avx2(q: &[f64], n: usize, lo: usize, c: &[f64], x0: &mut [f64], x1: &mut [f64]) {
+    update_generic(q, n, lo, c, x0, x1)
+}
+
+#[inline(always)]
+fn update_generic(q: &[f64], n: usize, lo: usize, c: &[f64], x0: &mut [f64], x1: &mut [f64]) {
+    let m = q.len() / n;
+    let hi = lo + x0.len();
+    for b0 in (lo..hi).step_by(BLOCK) {
+        let b1 = (b0 + BLOCK).min(hi);
+        let (y0, y1) = (&mut x0[b0 - lo..b1 - lo], &mut x1[b0 - lo..b1 - lo]);
+        for r in 0..m {
+            let row = &q[r * n + b0..r * n + b1];
+            let (c0, c1) = (c[2 * r], c[2 * r + 1]);
+            for ((a, b), &v) in y0.iter_mut().zip(y1.iter_mut()).zip(row) {
+                *a -= c0 * v;
+                *b -= c1 * v;
+            }
+        }
+    }
 }
 
 /// (a·x, a·y) with eight independent partial sums each, so the loop vectorises.
+#[inline(always)]
 fn dot2(a: &[f64], x: &[f64], y: &[f64]) -> (f64, f64) {
     let mut sx = [0.0f64; 8];
     let mut sy = [0.0f64; 8];
