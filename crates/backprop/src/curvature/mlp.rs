@@ -557,6 +557,21 @@ fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
     }
 }
 
+/// rows (i, j) of dst = x[(i, j), :] ⊙ m[i, :]: a copy and a [`mul_broadcast`] in one sweep.
+fn mul_broadcast_into(dst: &mut Array2<f64>, x: &Array2<f64>, m: &Array2<f64>, k: usize) {
+    let w = m.ncols();
+    let (Some(ds), Some(xs), Some(ms)) = (dst.as_slice_mut(), x.as_slice(), m.as_slice()) else {
+        debug_assert!(false, "buffers are contiguous");
+        return;
+    };
+    for (i, mrow) in ms.chunks_exact(w).enumerate() {
+        let range = i * k * w..(i + 1) * k * w;
+        for (drow, xrow) in ds[range.clone()].chunks_exact_mut(w).zip(xs[range].chunks_exact(w)) {
+            drow.iter_mut().zip(xrow).zip(mrow).for_each(|((d, x), m)| *d = x * m);
+        }
+    }
+}
+
 /// rows (i, j) of r += m[i, :] ⊙ x[(i, j), :].
 fn add_mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, x: &Array2<f64>, k: usize) {
     let w = m.ncols();
@@ -625,7 +640,10 @@ impl MlpCurvature<'_> {
             let layer = &self.model.layers[l];
             let (o, i) = layer.weight.dim();
             // Overwritten by the GEMM from the layer below, or built up from zero at `first`.
-            let mut r = if l > first { self.scratch(n * k, o) } else { self.buffer(n * k, o) };
+            // Dense directions at the first layer: the GEMM below overwrites r; neuron tangents
+            // are injected into zeros.
+            let dense = matches!(dirs, Directions::Dense(_));
+            let mut r = if l > first || dense { self.scratch(n * k, o) } else { self.buffer(n * k, o) };
             if l > first {
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
                 gemm_into(r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
@@ -641,7 +659,7 @@ impl MlpCurvature<'_> {
                             .map_err(|e| Error::shape("R-op", e.to_string()))?;
                         vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
                     }
-                    gemm_into(reshape(&mut r, n, k * o)?, true, 1.0, input(l), vwt.view())?;
+                    gemm_into(reshape(&mut r, n, k * o)?, l > first, 1.0, input(l), vwt.view())?;
                     self.recycle(vwt);
                     if let Some(b) = slots[l].bias {
                         let vb = v.slice(s![.., b..b + o]);
@@ -663,8 +681,8 @@ impl MlpCurvature<'_> {
                 Directions::Neuron { .. } => {}
             }
             if let Some(f1) = &self.d1[l] {
-                let mut ral = self.copy(&r);
-                mul_broadcast(&mut ral, f1, k);
+                let mut ral = self.scratch(n * k, o);
+                mul_broadcast_into(&mut ral, &r, f1, k);
                 ra[l] = Some(ral);
             }
             rz[l] = r;
@@ -675,13 +693,13 @@ impl MlpCurvature<'_> {
         let ro = ra[top].as_ref().unwrap_or(&rz[top]);
         let mut rga = match &self.head {
             HeadHessian::Scaled(c) => {
-                let mut r = self.copy(ro);
-                r.mapv_inplace(|v| v * c);
+                let mut r = self.scratch(ro.nrows(), ro.ncols());
+                ndarray::Zip::from(&mut r).and(ro).for_each(|r, &v| *r = c * v);
                 r
             }
             HeadHessian::Diagonal(h) => {
-                let mut r = self.copy(ro);
-                mul_broadcast(&mut r, h, k);
+                let mut r = self.scratch(ro.nrows(), ro.ncols());
+                mul_broadcast_into(&mut r, ro, h, k);
                 r
             }
             HeadHessian::Softmax(p, c) => {

@@ -41,7 +41,9 @@ pub trait Objective {
     /// L(w) and ∇L(w).
     fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)>;
 
-    /// The curvature at w as an operator; products cost about two gradients each.
+    /// The curvature at w as an operator. Its forward and backward state is computed once, so
+    /// each product costs ~1.7 gradients' worth of GEMM flop (less than one gradient's time on
+    /// the 150-256-256-1 bench model: `hvp_at_150_256_256_1` in `bench/compare`).
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>>;
 
     /// The Hessian-vector product ∇²L(w)·v.
