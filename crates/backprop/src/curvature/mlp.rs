@@ -25,9 +25,10 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 use super::operator::check_rows;
 use super::pool::Pool;
 use super::{Curvature, Objective, SymmetricOperator};
+use crate::nn::forward::bias_activation;
 use crate::nn::{Activation, Loss, Mlp, ParamSelection};
 use crate::notebook::stable_sigmoid;
-use crate::tensor::{gemm_into, vmath};
+use crate::tensor::gemm_into;
 use crate::{Error, Result, Scalar};
 
 /// Elements per R-buffer (n·k·width) when directions are batched: bounds memory (~16 MB each).
@@ -247,21 +248,14 @@ impl MlpObjective {
             let (Some(zs), Some(als)) = (zl.as_slice_mut(), al.as_slice_mut()) else {
                 return Err(Error::shape("forward", "non-contiguous buffer"));
             };
-            // One sweep: Z += 1bᵀ, A = f(Z); the sigmoid branch-free at the CPU's widest vectors
-            // (within a few ulp of the scalar stable sigmoid, see `tensor::vmath`).
-            for (zr, ar) in zs.chunks_exact_mut(o).zip(als.chunks_exact_mut(o)) {
-                if let Some(b) = &layer.bias {
-                    zr.iter_mut().zip(b).for_each(|(z, b)| *z += b);
-                }
-                if f == Activation::Sigmoid {
-                    vmath::vectorized(
-                        #[inline(always)]
-                        || ar.iter_mut().zip(zr.iter()).for_each(|(a, &z)| *a = vmath::sigmoid(z)),
-                    );
-                } else {
-                    ar.iter_mut().zip(zr.iter()).for_each(|(a, &z)| *a = f.apply(z));
-                }
+            // Z += 1bᵀ, then A = f(Z) through the training code's activation pass (the vectorised
+            // sigmoid, rows in parallel when large): one definition of how a layer activates.
+            if let Some(b) = &layer.bias {
+                let b = b.as_slice().ok_or_else(|| Error::shape("forward", "non-contiguous bias"))?;
+                zs.chunks_exact_mut(o).for_each(|zr| zr.iter_mut().zip(b).for_each(|(z, b)| *z += b));
             }
+            als.copy_from_slice(zs);
+            bias_activation(als, n, o, None, f);
             z.push(zl);
             a.push(al);
         }
