@@ -75,6 +75,8 @@ pub struct Plan<T: Scalar = f64> {
     pool: Pool<T>,
     /// Whether the values are those of the current inputs.
     fresh: bool,
+    /// Check inputs, values and adjoints for NaN/∞ (inherited from the tape).
+    check_finite: bool,
 }
 
 impl<T: Scalar> Tape<T> {
@@ -85,6 +87,7 @@ impl<T: Scalar> Tape<T> {
     pub fn compile(&self, output: Var<'_, T>, params: &[Var<'_, T>], data: &[Var<'_, T>]) -> Result<Plan<T>> {
         self.status()?;
         self.check_var(output, &"output")?;
+        let check_finite = self.inner.borrow().check_finite;
         let nodes = self.nodes();
         for (i, v) in params.iter().chain(data).enumerate() {
             self.check_var(*v, &format_args!("plan input {i}"))?;
@@ -168,6 +171,7 @@ impl<T: Scalar> Tape<T> {
             output: new_id[output.id.index()] as usize,
             pool,
             fresh: true,
+            check_finite,
         })
     }
 }
@@ -206,6 +210,53 @@ impl<T: Scalar> Plan<T> {
         self.shadow.is_empty()
     }
 
+    /// Turns the NaN/∞ check on or off (a plan starts with its tape's [`Tape::check_finite`]):
+    /// inputs when set, every value in [`Plan::forward`] and every adjoint in the backward sweep,
+    /// reporting the first op that produced one. Costs one pass over each buffer.
+    pub fn set_check_finite(&mut self, on: bool) {
+        self.check_finite = on;
+    }
+
+    /// Node `i`'s value, checked for NaN/∞.
+    fn value_finite(&self, i: usize) -> Result<()> {
+        let v = part(&self.vals, self.span[i]);
+        match v.iter().position(|x| !x.is_finite()) {
+            None => Ok(()),
+            Some(j) => Err(Error::non_finite(
+                "plan forward pass",
+                format!(
+                    "op `{}` (node {i}) produced {} at flat index {j} of shape {:?}",
+                    self.shadow[i].op.name(),
+                    v[j],
+                    self.shadow[i].value.shape()
+                ),
+            )),
+        }
+    }
+
+    /// The adjoints of node `i`'s operands after its rule ran, checked for NaN/∞.
+    fn adjoints_finite(&self, i: usize) -> Result<()> {
+        let mut bad = None;
+        self.shadow[i].op.for_each_parent(|p| {
+            let a = part(&self.adj, self.adj_span[p.index()]);
+            if bad.is_none()
+                && let Some(j) = a.iter().position(|x| !x.is_finite())
+            {
+                bad = Some((p.index(), j, a[j]));
+            }
+        });
+        match bad {
+            None => Ok(()),
+            Some((p, j, x)) => Err(Error::non_finite(
+                "plan backward pass",
+                format!(
+                    "the rule of op `{}` (node {i}) produced {x} at flat index {j} of the adjoint of node {p}",
+                    self.shadow[i].op.name()
+                ),
+            )),
+        }
+    }
+
     fn set(
         &mut self,
         which: &str,
@@ -228,6 +279,11 @@ impl<T: Scalar> Plan<T> {
                     value.shape()
                 ),
             ));
+        }
+        if self.check_finite
+            && let Some((j, x)) = value.iter().enumerate().find(|(_, x)| !x.is_finite())
+        {
+            return Err(Error::non_finite("plan", format!("{which} {k} is {x} at flat index {j}")));
         }
         let d = part_mut(&mut self.vals, self.span[i]);
         match value.as_slice() {
@@ -276,6 +332,7 @@ impl<T: Scalar> Plan<T> {
 
     /// Recomputes every node from the current inputs.
     pub fn forward(&mut self) -> Result<()> {
+        self.fresh = false;
         for i in 0..self.steps.len() {
             let (o, n) = self.span[i];
             let (before, rest) = self.vals.split_at_mut(o);
@@ -309,6 +366,9 @@ impl<T: Scalar> Plan<T> {
                     part_mut(&mut self.vals, self.span[i]).copy_from_slice(sl(&v));
                     self.pool.recycle(v);
                 }
+            }
+            if self.check_finite && !matches!(self.steps[i], Step::Input) {
+                self.value_finite(i)?;
             }
         }
         self.fresh = true;
@@ -346,6 +406,9 @@ impl<T: Scalar> Plan<T> {
                     backward_step(step, g, &|j| part(vals, sp[j]), i, rel, &mut Arena { adj: lo, span: asp })?
                 }
             }
+            if self.check_finite {
+                self.adjoints_finite(i)?;
+            }
         }
         Ok(())
     }
@@ -361,7 +424,7 @@ impl<T: Scalar> Plan<T> {
             pool: &mut self.pool,
             adj: &mut self.shadow_adj,
             relevant: &self.relevant,
-            check_finite: false,
+            check_finite: self.check_finite,
             current: i,
         };
         backward_rule(&mut bk, &self.shadow[i].op, NodeId(i as u32), NH::Own(g))?;
@@ -517,6 +580,31 @@ mod tests {
         vplan.forward().unwrap();
         assert_eq!(vplan.output(), array![2.0, 4.0].into_dyn(), "a plan starts from the recorded values");
         assert!(vplan.backward_into(&mut g).unwrap_err().to_string().contains("one-element"));
+    }
+
+    #[test]
+    fn check_finite_names_the_op_in_replays_as_the_tape_does() {
+        let tape = Tape::<f64>::new().check_finite(true);
+        let w = tape.var(&array![1.0, 4.0]);
+        let l = w.sqrt().sum();
+        let mut plan = tape.compile(l, &[w], &[]).unwrap();
+        let mut g = zeros(1);
+        assert_eq!(plan.grad_into(&mut g).unwrap(), 3.0);
+        // √ of a negative entry: the forward value is NaN.
+        plan.set_param(0, &array![1.0, -4.0]).unwrap();
+        let err = plan.grad_into(&mut g).unwrap_err().to_string();
+        assert!(err.contains("forward") && err.contains("sqrt") && err.contains("flat index 1"), "{err}");
+        // √0 is finite, its derivative 1/(2√0) is not: the adjoint check catches it.
+        plan.set_param(0, &array![0.0, 4.0]).unwrap();
+        let err = plan.grad_into(&mut g).unwrap_err().to_string();
+        assert!(err.contains("backward") && err.contains("`sqrt`") && err.contains("flat index 0"), "{err}");
+        let err = plan.set_param(0, &array![f64::NAN, 1.0]).unwrap_err().to_string();
+        assert!(err.contains("param 0") && err.contains("NaN"), "{err}");
+        // Off: NaN/∞ propagate silently, as on an unchecked tape.
+        plan.set_check_finite(false);
+        plan.set_param(0, &array![0.0, 4.0]).unwrap();
+        plan.grad_into(&mut g).unwrap();
+        assert!(g[0][0].is_infinite());
     }
 
     #[test]
