@@ -162,6 +162,7 @@ fn bad_options_are_errors_with_exit_two() {
         vec!["hessian", "--model", "/nonexistent/model", "--data", &data],
         vec!["hessian", "--model", &model, "--data", "nope.txt"],
         vec!["hessian", "--model", &model, "--data", &data, "--params", "biases"],
+        vec!["hessian", "--model", &model, "--data", &data, "--top-k", "0"],
     ] {
         let o = backprop(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value = "hessian", value_parser = parse_curvature)]
     pub curvature: Curvature,
     /// How many of the largest (and, for Lanczos, smallest) eigenvalues to list.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse_top_k)]
     pub top_k: usize,
     /// Form the dense Hessian even above 4000 parameters, and put it in the JSON at any size.
     #[arg(long)]
@@ -62,6 +62,15 @@ pub struct Args {
 }
 
 /// Parses `hessian` / `gauss-newton` (also `ggn`, `gauss_newton`).
+/// `--top-k`: at least one eigenvalue (0 would list nothing, and Lanczos needs a target).
+fn parse_top_k(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(k) => Ok(k),
+        Err(e) => Err(format!("not a count: {e}")),
+    }
+}
+
 pub fn parse_curvature(s: &str) -> std::result::Result<Curvature, String> {
     match s {
         "hessian" => Ok(Curvature::Hessian),
