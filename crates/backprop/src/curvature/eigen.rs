@@ -1,7 +1,7 @@
 //! The dense symmetric eigendecomposition H = QΛQᵀ, eigenvalues in decreasing order as in the
 //! notebook.
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
 
 use crate::{Error, Result};
 
@@ -30,8 +30,13 @@ impl SymmetricEigen {
     }
 }
 
-/// The eigendecomposition of the symmetric matrix `h` (only its lower triangle is read), by
+/// The eigendecomposition of the symmetric matrix `h` (only its upper triangle is read), by
 /// faer's divide-and-conquer tridiagonal solver.
+///
+/// No strided copies: a row-major `h` is, read column-major, hᵀ, whose lower triangle (what
+/// faer reads) is h's upper one; faer writes the eigenvectors column by column straight into
+/// the result, which is therefore column-major (Fortran order, `vectors.t()` is row-major).
+/// On the 2000×2000 benchmark the two element-by-element copies this replaces cost ~0.1 s.
 ///
 /// ```
 /// use ndarray::array;
@@ -39,6 +44,9 @@ impl SymmetricEigen {
 /// assert!((e.values[0] - 3.0).abs() < 1e-12 && (e.values[1] - 1.0).abs() < 1e-12);
 /// ```
 pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd::{self, ComputeEigenvectors};
+
     let (n, m) = h.dim();
     if n != m {
         return Err(Error::shape("eigh", format!("the matrix must be square, got {n}×{m}")));
@@ -49,15 +57,35 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
             format!("entry ({}, {}) is {v}", i / n.max(1), i % n.max(1)),
         ));
     }
-    // Column-major copy: faer's preferred layout for the eigenvector matrix and the input.
-    let a = faer::Mat::<f64>::from_fn(n, n, |i, j| h[[i, j]]);
-    let evd = a
-        .self_adjoint_eigen(faer::Side::Lower)
-        .map_err(|e| Error::invalid("eigh", format!("the eigendecomposition did not converge: {e:?}")))?;
-    let (u, s) = (evd.U(), evd.S().column_vector());
-    // faer returns increasing eigenvalues: reverse to the notebook's decreasing order.
+    let h = h.as_standard_layout();
+    let h_t = faer::MatRef::from_column_major_slice(h.as_slice().expect("standard layout"), n, n);
+    let par = faer::get_global_parallelism();
+    let params = Default::default();
+    let mut stack =
+        MemBuffer::try_new(evd::self_adjoint_evd_scratch::<f64>(n, ComputeEigenvectors::Yes, par, params))
+            .map_err(|_| {
+                Error::invalid("eigh", format!("cannot allocate the workspace for a {n}×{n} matrix"))
+            })?;
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let mut q = vec![0.0; n * n];
+    evd::self_adjoint_evd(
+        h_t,
+        s.as_mut(),
+        Some(faer::MatMut::from_column_major_slice_mut(&mut q, n, n)),
+        par,
+        MemStack::new(&mut stack),
+        params,
+    )
+    .map_err(|e| Error::invalid("eigh", format!("the eigendecomposition did not converge: {e:?}")))?;
+    // faer returns increasing eigenvalues: reverse to the notebook's decreasing order, the
+    // eigenvector columns (contiguous in column-major storage) with them.
+    let s = s.column_vector();
     let values = Array1::from_iter((0..n).rev().map(|i| s[i]));
-    let vectors = Array2::from_shape_fn((n, n), |(i, c)| u[(i, n - 1 - c)]);
+    for c in 0..n / 2 {
+        let (lo, hi) = q.split_at_mut((n - 1 - c) * n);
+        lo[c * n..(c + 1) * n].swap_with_slice(&mut hi[..n]);
+    }
+    let vectors = Array2::from_shape_vec((n, n).f(), q).expect("n·n entries");
     Ok(SymmetricEigen { values, vectors })
 }
 
@@ -76,6 +104,28 @@ mod tests {
         assert!((&qtq - &Array2::<f64>::eye(n)).iter().all(|v| v.abs() < 1e-12));
         let rec = e.vectors.dot(&Array2::from_diag(&e.values)).dot(&e.vectors.t());
         assert!((&rec - &h).iter().all(|v| v.abs() < 1e-10));
+        // H·qᵢ = λᵢqᵢ column by column (pairs columns with values, whatever the storage).
+        for (i, q) in e.vectors.columns().into_iter().enumerate() {
+            assert!((&h.dot(&q) - &(&q * e.values[i])).iter().all(|v| v.abs() < 1e-10), "column {i}");
+        }
+        // A transposed (column-major) view and odd sizes give the same values.
+        for n in [1, 2, 7] {
+            let b = Array2::from_shape_fn((n, n), |(i, j)| ((i * 5 + j * 3) % 7) as f64 - 3.0);
+            let h = &b + &b.t();
+            let (a, t) = (eigh(h.view()).unwrap(), eigh(h.t()).unwrap());
+            assert!((&a.values - &t.values).iter().all(|v| v.abs() < 1e-12), "n = {n}");
+            let rec = a.vectors.dot(&Array2::from_diag(&a.values)).dot(&a.vectors.t());
+            assert!((&rec - &h).iter().all(|v| v.abs() < 1e-10), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn only_the_upper_triangle_is_read() {
+        let h = ndarray::array![[2.0, 1.0], [1.0, 2.0]];
+        let mut junk = h.clone();
+        junk[[1, 0]] = 100.0;
+        let (a, b) = (eigh(h.view()).unwrap(), eigh(junk.view()).unwrap());
+        assert_eq!(a.values, b.values);
     }
 
     #[test]
