@@ -368,8 +368,6 @@ pub fn batch_feed_forward(x: ArrayView2<'_, f64>, w: &Weights) -> Result<Array1<
 /// Large batches are cut into fixed parts that run on all threads; part sums are added in part
 /// order, so the result does not depend on the number of threads.
 mod batch {
-    use rayon::prelude::*;
-
     use super::Weights;
     use crate::tensor::vmath::{self, sigmoid};
 
@@ -379,8 +377,9 @@ mod batch {
     /// Samples per part: the unit of parallel work (~10 µs for the 4-5-1 net; 10 parts for
     /// 10,000 samples, so two threads get equal shares).
     const PART: usize = 8 * BLOCK;
-    /// f64 lanes of one AVX-512 vector: the forward pass runs over chunks of this many samples.
-    const W: usize = 8;
+    /// Samples whose sums the forward pass keeps in registers at once (4 AVX-512 vectors: the
+    /// loop over the weights is paid once per 32 samples).
+    const W: usize = 32;
 
     /// The weights as contiguous slices.
     pub(super) struct Params {
@@ -453,24 +452,13 @@ mod batch {
             let inv_n = 1.0 / n as f64;
             let len = p.sums_len();
             let mut partial = vec![0.0; n.div_ceil(PART) * len];
-            let run = |s: &mut Scratch, sums: &mut [f64], xp: &[f64], yp: &[f64]| {
+            let parts = partial.chunks_mut(len).zip(x.chunks(PART * p.d).zip(y.chunks(PART)));
+            share(p, parts, n > PART, |s, (sums, (xp, yp))| {
                 vmath::vectorized(
                     #[inline(always)]
                     || part(p, xp, yp, inv_n, s, sums),
                 )
-            };
-            if n > PART && rayon::current_num_threads() > 1 {
-                partial
-                    .par_chunks_mut(len)
-                    .zip(x.par_chunks(PART * p.d).zip(y.par_chunks(PART)))
-                    .for_each_init(|| Scratch::new(p), |s, (sums, (xp, yp))| run(s, sums, xp, yp));
-            } else {
-                let mut s = Scratch::new(p);
-                for (sums, (xp, yp)) in partial.chunks_mut(len).zip(x.chunks(PART * p.d).zip(y.chunks(PART)))
-                {
-                    run(&mut s, sums, xp, yp);
-                }
-            }
+            });
             // Part sums added in part order: the same result on any number of threads.
             let mut total = vec![0.0; len];
             for sums in partial.chunks(len) {
@@ -489,7 +477,9 @@ mod batch {
 
     /// ŷ for every row of `x` (n×D row-major) into `y_hat` (n).
     pub(super) fn feed_forward(p: &Params, x: &[f64], y_hat: &mut [f64]) {
-        let run = |s: &mut Scratch, xp: &[f64], yp: &mut [f64]| {
+        let parallel = y_hat.len() > PART;
+        let parts = y_hat.chunks_mut(PART).zip(x.chunks(PART * p.d));
+        share(p, parts, parallel, |s, (yp, xp)| {
             vmath::vectorized(
                 #[inline(always)]
                 || {
@@ -499,59 +489,114 @@ mod batch {
                     }
                 },
             )
+        });
+    }
+
+    /// Runs `work` on every part, on this thread and (if `parallel`) on the other rayon
+    /// threads, each taking the next part from a shared queue when it is free.
+    ///
+    /// Why not `par_iter`: called from outside the pool, rayon parks the caller and wakes the
+    /// workers, and the caller must be woken again at the end — wake-ups of several µs each on
+    /// a job of ~50 µs. Here the caller starts at once and the workers join as they wake; a
+    /// worker that wakes late (a busy core) finds fewer parts or none. Each part's work does
+    /// not depend on which thread runs it, so neither does the result.
+    fn share<I>(p: &Params, parts: I, parallel: bool, work: impl Fn(&mut Scratch, I::Item) + Sync)
+    where
+        I: Iterator + Send,
+        I::Item: Send,
+    {
+        let queue = std::sync::Mutex::new(parts);
+        let next = || queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+        let drain = || {
+            let Some(first) = next() else { return };
+            let mut s = Scratch::new(p);
+            work(&mut s, first);
+            while let Some(item) = next() {
+                work(&mut s, item);
+            }
         };
-        if y_hat.len() > PART && rayon::current_num_threads() > 1 {
-            y_hat
-                .par_chunks_mut(PART)
-                .zip(x.par_chunks(PART * p.d))
-                .for_each_init(|| Scratch::new(p), |s, (yp, xp)| run(s, xp, yp));
+        let threads = rayon::current_num_threads();
+        if parallel && threads > 1 {
+            rayon::in_place_scope(|scope| {
+                for _ in 1..threads {
+                    scope.spawn(|_| drain());
+                }
+                drain();
+            });
         } else {
-            run(&mut Scratch::new(p), x, y_hat);
+            drain();
         }
     }
 
     /// The forward pass of one block (`x`: b ≤ BLOCK rows): xᵀ, x⁽¹⁾ (K×b) and ŷ (b) into `s`.
+    ///
+    /// Linear parts and σ run as separate passes: one σ is a ~100-cycle chain of dependent
+    /// operations (exp's polynomial, the division), and a loop doing nothing else keeps many
+    /// independent chains in flight; interleaved with the sums they were latency-bound (the
+    /// forward pass ran at half the throughput).
     #[inline(always)]
     fn forward(p: &Params, x: &[f64], s: &mut Scratch) {
         let (d, k) = (p.d, p.k);
         let b = x.len() / d;
-        for (i, col) in s.xt.chunks_exact_mut(b).take(d).enumerate() {
-            col.iter_mut().zip(x.chunks_exact(d)).for_each(|(c, row)| *c = row[i]);
-        }
-        // x⁽¹⁾ⱼ = σ((Σᵢ xᵢ W⁽¹⁾ᵢⱼ) + b⁽¹⁾ⱼ), summed in the order of x·W⁽¹⁾ + b⁽¹⁾, one pass per j.
+        transpose(x, d, &mut s.xt[..d * b]);
+        // z⁽¹⁾ⱼ = (Σᵢ xᵢ W⁽¹⁾ᵢⱼ) + b⁽¹⁾ⱼ, summed in the order of x·W⁽¹⁾ + b⁽¹⁾; then x⁽¹⁾ = σ(z⁽¹⁾).
         let xt = &s.xt[..d * b];
         for (j, a) in s.a_1.chunks_exact_mut(b).take(k).enumerate() {
-            let bj = p.b_1[j];
-            map_rows(a, xt, b, d, |z| sigmoid(z + bj), |i| p.w_1[i * k + j]);
+            affine_rows(a, xt, b, d, |i| p.w_1[i * k + j], p.b_1[j]);
         }
+        s.a_1[..k * b].iter_mut().for_each(|v| *v = sigmoid(*v));
         // ŷ = σ((Σⱼ x⁽¹⁾ⱼ w⁽²⁾ⱼ) + b⁽²⁾)
-        map_rows(&mut s.out[..b], &s.a_1[..k * b], b, k, |z| sigmoid(z + p.b_2), |j| p.w_2[j]);
+        affine_rows(&mut s.out[..b], &s.a_1[..k * b], b, k, |j| p.w_2[j], p.b_2);
+        s.out[..b].iter_mut().for_each(|v| *v = sigmoid(*v));
     }
 
-    /// `out[t] = f(Σᵢ wᵢ·rowsᵢ[t])` for the `m` rows of length `b` in `rows`, [`W`] entries at a
-    /// time with the sum kept in registers.
+    /// `xt` (D×b) = `x` (b×D)ᵀ. Specialised for small D, where the compiler turns the strided
+    /// reads into vector loads and shuffles (a runtime stride gives one scalar move per value).
     #[inline(always)]
-    fn map_rows(
-        out: &mut [f64],
-        rows: &[f64],
-        b: usize,
-        m: usize,
-        f: impl Fn(f64) -> f64,
-        w: impl Fn(usize) -> f64,
-    ) {
+    fn transpose(x: &[f64], d: usize, xt: &mut [f64]) {
+        #[inline(always)]
+        fn fixed<const D: usize>(x: &[f64], xt: &mut [f64]) {
+            let b = xt.len() / D;
+            let (rows, _) = x.as_chunks::<D>();
+            for (i, col) in xt.chunks_exact_mut(b).enumerate() {
+                col.iter_mut().zip(rows).for_each(|(c, row)| *c = row[i]);
+            }
+        }
+        match d {
+            1 => xt.copy_from_slice(x),
+            2 => fixed::<2>(x, xt),
+            3 => fixed::<3>(x, xt),
+            4 => fixed::<4>(x, xt),
+            5 => fixed::<5>(x, xt),
+            6 => fixed::<6>(x, xt),
+            7 => fixed::<7>(x, xt),
+            8 => fixed::<8>(x, xt),
+            _ => {
+                let b = xt.len() / d;
+                for (i, col) in xt.chunks_exact_mut(b).enumerate() {
+                    col.iter_mut().zip(x.chunks_exact(d)).for_each(|(c, row)| *c = row[i]);
+                }
+            }
+        }
+    }
+
+    /// `out[t] = (Σᵢ wᵢ·rowsᵢ[t]) + bias` for the `m` rows of length `b` in `rows`, [`W`]
+    /// entries at a time with the sums kept in registers.
+    #[inline(always)]
+    fn affine_rows(out: &mut [f64], rows: &[f64], b: usize, m: usize, w: impl Fn(usize) -> f64, bias: f64) {
         let mut oc = out.chunks_exact_mut(W);
         for (c, o) in (&mut oc).enumerate() {
             let mut z = [0.0; W];
             for i in 0..m {
-                let (wi, xi) = (w(i), &rows[i * b + c * W..i * b + (c + 1) * W]);
+                let wi = w(i);
+                let xi = &rows[i * b + c * W..][..W];
                 z.iter_mut().zip(xi).for_each(|(zv, &xv)| *zv = xv.mul_add(wi, *zv));
             }
-            o.iter_mut().zip(z).for_each(|(ov, zv)| *ov = f(zv));
+            o.iter_mut().zip(z).for_each(|(ov, zv)| *ov = zv + bias);
         }
         let start = b / W * W;
         for (t, o) in oc.into_remainder().iter_mut().enumerate() {
-            let z = (0..m).fold(0.0, |z, i| rows[i * b + start + t].mul_add(w(i), z));
-            *o = f(z);
+            *o = (0..m).fold(0.0, |z, i| rows[i * b + start + t].mul_add(w(i), z)) + bias;
         }
     }
 
@@ -882,6 +927,36 @@ mod tests {
                 assert!(close(*a, *b), "n = {n}: {a:e} vs {b:e}");
             }
             assert!(close(g.b_2, g_ref.b_2), "n = {n}: {:e} vs {:e}", g.b_2, g_ref.b_2);
+        }
+    }
+
+    #[test]
+    fn batch_results_do_not_depend_on_the_number_of_threads() {
+        // Parts are taken from a shared queue by whichever thread is free; the sums must be the
+        // same bits on 1, 2 and 3 threads, inside a pool and from outside it.
+        let n = 10 * 1024 + 77;
+        let x = Array2::from_shape_fn((n, 4), |(s, i)| (((s * 4 + i) as f64) * 0.37).sin() * 3.0);
+        let y = Array1::from_shape_fn(n, |s| ((s as f64) * 0.11).cos() * 0.5 + 0.5);
+        let w = Weights::with_biases(
+            Array2::from_shape_fn((4, 5), |(i, j)| ((i * 5 + j) as f64 * 0.7).sin()),
+            Array1::from_shape_fn(5, |j| j as f64 * 0.3 - 0.5),
+            Array1::from_shape_fn(5, |j| 0.1 * j as f64),
+            0.2,
+        )
+        .unwrap();
+        let run = || {
+            (
+                batch_backpropagation(y.view(), x.view(), &w).unwrap(),
+                batch_feed_forward(x.view(), &w).unwrap(),
+            )
+        };
+        let reference = run();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let ((loss, g), y_hat) = pool.install(run);
+            assert_eq!(loss.to_bits(), reference.0.0.to_bits(), "{threads} threads");
+            assert_eq!(g, reference.0.1, "{threads} threads");
+            assert_eq!(y_hat, reference.1, "{threads} threads");
         }
     }
 
