@@ -405,7 +405,8 @@ mod batch {
             }
         }
 
-        /// Sums kept: Σr² (loss), ∂W⁽¹⁾ (D·K, row-major), ∂w⁽²⁾ (K), ∂b⁽¹⁾ (K), ∂b⁽²⁾.
+        /// Sums kept: Σr² (loss), ∂W⁽¹⁾ (D·K, unit by unit: K×D row-major), ∂w⁽²⁾ (K),
+        /// ∂b⁽¹⁾ (K), ∂b⁽²⁾.
         fn sums_len(&self) -> usize {
             1 + self.d * self.k + 2 * self.k + 1
         }
@@ -468,7 +469,8 @@ mod batch {
             let (dk, k) = (p.d * p.k, p.k);
             Sums {
                 loss: 0.5 * total[0] * inv_n,
-                w_1: total[1..1 + dk].to_vec(),
+                // The accumulators hold ∂W⁽¹⁾ unit by unit (j-major); the result is D×K row-major.
+                w_1: (0..dk).map(|ij| total[1 + (ij % k) * p.d + ij / k]).collect(),
                 w_2: total[1 + dk..1 + dk + k].to_vec(),
                 b_1: total[1 + dk + k..1 + dk + 2 * k].to_vec(),
                 b_2: total[1 + dk + 2 * k],
@@ -640,25 +642,91 @@ mod batch {
             *g += *o;
         }
         let delta_2 = &s.out[..b];
-        let d1 = &mut s.delta_1[..b];
-        for j in 0..k {
-            let a = &s.a_1[j * b..(j + 1) * b];
-            let w2 = p.w_2[j];
-            // δ⁽¹⁾ⱼ = (δ⁽²⁾ w⁽²⁾ⱼ) · x⁽¹⁾ⱼ(1 − x⁽¹⁾ⱼ); ∂w⁽²⁾ⱼ += x⁽¹⁾ⱼδ⁽²⁾; ∂b⁽¹⁾ⱼ += δ⁽¹⁾ⱼ
-            let g_w2 = &mut acc_w2[j * BLOCK..j * BLOCK + b];
-            let g_b1 = &mut acc_b1[j * BLOCK..j * BLOCK + b];
-            for ((((dv, &d2), &av), gw), gb) in d1.iter_mut().zip(delta_2).zip(a).zip(g_w2).zip(g_b1) {
-                *dv = d2 * w2 * (av * (1.0 - av));
-                *gw = av.mul_add(d2, *gw);
-                *gb += *dv;
+        let (xt, a_1) = (&s.xt[..d * b], &s.a_1[..k * b]);
+        // Per hidden unit j one pass over the block: δ⁽¹⁾ⱼ = (δ⁽²⁾ w⁽²⁾ⱼ) · x⁽¹⁾ⱼ(1 − x⁽¹⁾ⱼ) kept in
+        // a register, ∂w⁽²⁾ⱼ += x⁽¹⁾ⱼδ⁽²⁾, ∂b⁽¹⁾ⱼ += δ⁽¹⁾ⱼ and ∂W⁽¹⁾ᵢⱼ += xᵢδ⁽¹⁾ⱼ for every i (the
+        // D rows of unit j are adjacent). For the usual small D the loop over i is unrolled
+        // (D known at compile time): one loop per j instead of D + 1 short ones.
+        macro_rules! units {
+            ($($dd:literal)*) => {
+                match d {
+                    $($dd => for j in 0..k { unit::<$dd>(p, j, b, xt, a_1, delta_2, acc_w1, acc_w2, acc_b1) },)*
+                    _ => for j in 0..k { unit_any(p, j, b, xt, a_1, delta_2, acc_w1, acc_w2, acc_b1, &mut s.delta_1[..b]) },
+                }
+            };
+        }
+        units!(1 2 3 4 5 6 7 8);
+    }
+
+    /// The backward pass of hidden unit j for one block, D inputs known at compile time.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn unit<const D: usize>(
+        p: &Params,
+        j: usize,
+        b: usize,
+        xt: &[f64],
+        a_1: &[f64],
+        delta_2: &[f64],
+        acc_w1: &mut [f64],
+        acc_w2: &mut [f64],
+        acc_b1: &mut [f64],
+    ) {
+        let w2 = p.w_2[j];
+        let a = &a_1[j * b..(j + 1) * b];
+        let delta_2 = &delta_2[..b];
+        let x: [&[f64]; D] = std::array::from_fn(|i| &xt[i * b..(i + 1) * b]);
+        let (rows, _) = acc_w1[j * D * BLOCK..(j + 1) * D * BLOCK].as_chunks_mut::<BLOCK>();
+        let g: [&mut [f64]; D] = {
+            let mut it = rows.iter_mut();
+            std::array::from_fn(|_| match it.next() {
+                Some(r) => &mut r[..b],
+                None => unreachable!("D rows per unit"),
+            })
+        };
+        let g_w2 = &mut acc_w2[j * BLOCK..j * BLOCK + b];
+        let g_b1 = &mut acc_b1[j * BLOCK..j * BLOCK + b];
+        for t in 0..b {
+            let (d2, av) = (delta_2[t], a[t]);
+            let dv = d2 * w2 * (av * (1.0 - av));
+            g_w2[t] = av.mul_add(d2, g_w2[t]);
+            g_b1[t] += dv;
+            for i in 0..D {
+                g[i][t] = x[i][t].mul_add(dv, g[i][t]);
             }
-            // ∂W⁽¹⁾ᵢⱼ += xᵢδ⁽¹⁾ⱼ
-            for i in 0..d {
-                let row = (i * k + j) * BLOCK;
-                let g = &mut acc_w1[row..row + b];
-                let xi = &s.xt[i * b..(i + 1) * b];
-                g.iter_mut().zip(xi).zip(d1.iter()).for_each(|((gv, &xv), &dv)| *gv = xv.mul_add(dv, *gv));
-            }
+        }
+    }
+
+    /// [`unit`] for any D: δ⁽¹⁾ⱼ into `d1`, then one pass per input.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn unit_any(
+        p: &Params,
+        j: usize,
+        b: usize,
+        xt: &[f64],
+        a_1: &[f64],
+        delta_2: &[f64],
+        acc_w1: &mut [f64],
+        acc_w2: &mut [f64],
+        acc_b1: &mut [f64],
+        d1: &mut [f64],
+    ) {
+        let d = p.d;
+        let w2 = p.w_2[j];
+        let a = &a_1[j * b..(j + 1) * b];
+        let g_w2 = &mut acc_w2[j * BLOCK..j * BLOCK + b];
+        let g_b1 = &mut acc_b1[j * BLOCK..j * BLOCK + b];
+        for ((((dv, &d2), &av), gw), gb) in d1.iter_mut().zip(delta_2).zip(a).zip(g_w2).zip(g_b1) {
+            *dv = d2 * w2 * (av * (1.0 - av));
+            *gw = av.mul_add(d2, *gw);
+            *gb += *dv;
+        }
+        for i in 0..d {
+            let row = (j * d + i) * BLOCK;
+            let g = &mut acc_w1[row..row + b];
+            let xi = &xt[i * b..(i + 1) * b];
+            g.iter_mut().zip(xi).zip(d1.iter()).for_each(|((gv, &xv), &dv)| *gv = xv.mul_add(dv, *gv));
         }
     }
 }
@@ -903,7 +971,8 @@ mod tests {
     fn blocked_batch_kernels_match_the_array_formulas() {
         // Sizes around the block (256), chunk (32) and parallel (4096) boundaries, odd widths,
         // strided (transposed) inputs; inputs spread so that σ sees both tails.
-        for (n, d, k) in [(1, 4, 5), (31, 3, 7), (257, 4, 5), (5000, 2, 3), (10_000, 4, 5)] {
+        // D = 9 takes the kernels for any D (D ≤ 8 are compiled for their width).
+        for (n, d, k) in [(1, 4, 5), (31, 3, 7), (257, 4, 5), (300, 9, 4), (5000, 2, 3), (10_000, 4, 5)] {
             let x = Array2::from_shape_fn((d, n), |(i, s)| (((s * d + i) as f64) * 0.618).sin() * 4.0);
             let x = x.t();
             let y = Array1::from_shape_fn(n, |s| ((s as f64) * 0.37).cos() * 0.5 + 0.5);
