@@ -310,31 +310,41 @@ impl<T: Scalar> Optimizer<T> {
         y: ArrayView2<'_, T>,
         grads: &mut Grads<T>,
     ) -> Result<f64> {
+        crate::nn::backward::check_batch(model, loss, &x, &y)?;
+        if !grads.fits(model) {
+            return Err(Error::shape("train_step", "the gradient container is not shaped like the model"));
+        }
+        Ok(self.train_step_unchecked(ws, model, loss, x, y, grads))
+    }
+
+    /// [`Optimizer::train_step`] after its checks (the training loop checks the data once).
+    pub(crate) fn train_step_unchecked(
+        &mut self,
+        ws: &mut Workspace<T>,
+        model: &mut Mlp<T>,
+        loss: Loss,
+        x: ArrayView2<'_, T>,
+        y: ArrayView2<'_, T>,
+        grads: &mut Grads<T>,
+    ) -> f64 {
         let plain_lr = match self.config {
             OptimizerConfig::Gd { lr } | OptimizerConfig::Sgd { lr, momentum: 0.0, .. } => Some(lr),
             _ => None,
         };
         match plain_lr {
             Some(lr) if self.penalty.l2 == 0.0 && self.penalty.weight_decay == 0.0 => {
-                crate::nn::backward::check_batch(model, loss, &x, &y)?;
-                if !grads.fits(model) {
-                    return Err(Error::shape(
-                        "train_step",
-                        "the gradient container is not shaped like the model",
-                    ));
-                }
                 let value = ws.loss_and_sgd_step_unchecked(model, loss, x, y, T::of(lr), grads);
                 if value.is_finite() {
                     self.state.step += 1;
                 }
-                Ok(value)
+                value
             }
             _ => {
-                let value = ws.loss_and_grad(model, loss, x, y, grads)?;
+                let value = ws.loss_and_grad_unchecked(model, loss, x, y, grads);
                 if value.is_finite() {
                     self.step(model, grads);
                 }
-                Ok(value)
+                value
             }
         }
     }

@@ -311,13 +311,15 @@ impl Trainer {
                     }
                     (bx.slice(ndarray::s![..rows, ..]), by.slice(ndarray::s![..rows, ..]))
                 };
-                let l = ws.loss_and_grad_unchecked(&state.model, loss, xb, yb, &mut grads);
+                // Forward, backward and update; plain SGD/GD fuse the update into the weight
+                // gradient GEMMs. On a non-finite loss the model is left as it was.
+                let l = optimizer.train_step_unchecked(&mut ws, &mut state.model, loss, xb, yb, &mut grads);
                 if !l.is_finite() {
                     diverged = Some(l);
                     break;
                 }
+                // The forward pass's outputs and logits are still in the workspace.
                 sums.add(loss, l, ws.output(), ws.logits(), yb);
-                optimizer.step(&mut state.model, &mut grads);
                 for obs in observers.iter_mut() {
                     obs.on_batch(epoch, b + 1, batches);
                 }
