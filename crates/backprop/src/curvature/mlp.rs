@@ -20,7 +20,7 @@
 //! generalised Gauss-Newton product Jᵀ∇²ℓ J·v. For k directions at once every R-quantity is an
 //! (n·k)×width matrix with rows ordered (sample, direction), so each line above is one GEMM.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
 use super::operator::check_rows;
 use super::pool::Pool;
@@ -1184,11 +1184,25 @@ impl SymmetricOperator for MlpCurvature<'_> {
         self.obj.dim
     }
 
-    /// The 1×n result of [`Self::apply_rows`] reshaped, not copied.
     fn apply(&self, v: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
-        let out = self.apply_rows(v.insert_axis(Axis(0)))?;
-        let n = out.len();
-        out.into_shape_with_order(n).map_err(|e| Error::shape("MlpCurvature::apply", e.to_string()))
+        let mut out = Array1::zeros(self.obj.dim);
+        self.apply_into(v, out.view_mut())?;
+        Ok(out)
+    }
+
+    /// The products are written straight into `out` (every entry: the layers' slots cover
+    /// the flat vector).
+    fn apply_into(&self, v: ArrayView1<'_, f64>, out: ArrayViewMut1<'_, f64>) -> Result<()> {
+        let v = v.insert_axis(Axis(0));
+        check_rows("MlpCurvature::apply_into", self.obj.dim, &v)?;
+        if out.len() != self.obj.dim {
+            return Err(Error::shape(
+                "MlpCurvature::apply_into",
+                format!("the output has {} entries, the operator is {n}×{n}", out.len(), n = self.obj.dim),
+            ));
+        }
+        let mut dst = out.insert_axis(Axis(0));
+        self.r_op(&Directions::Dense(v), 0, &mut |l, rgz, prev| self.write_products(l, rgz, prev, &mut dst))
     }
 
     fn apply_rows(&self, v: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
@@ -1438,6 +1452,11 @@ mod tests {
                 let hv = op.apply(v.view()).unwrap();
                 let err = (&hv - &dense.dot(&v)).iter().fold(0.0f64, |a, x| a.max(x.abs()));
                 assert!(err < 1e-13, "{name} {kind}: {err:e}");
+                // Into a strided, stale destination: every entry is overwritten.
+                let mut buf = Array2::from_elem((obj.dim(), 2), f64::NAN);
+                op.apply_into(v.view(), buf.column_mut(1)).unwrap();
+                assert_eq!(buf.column(1), hv);
+                assert!(op.apply_into(v.view(), Array1::zeros(obj.dim() + 1).view_mut()).is_err());
             }
         }
     }
