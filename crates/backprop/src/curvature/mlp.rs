@@ -703,6 +703,27 @@ pub struct MlpCurvature<'a> {
     m_elements: usize,
 }
 
+/// Elementwise passes over at least this many numbers split their samples over two threads.
+const PAR_ELEMENTS: usize = 1 << 16;
+
+/// Runs `kernel(samples, rows)` on the sample range 0..n and its rows of `out` (`per_sample`
+/// numbers each), in two halves on two threads when the pass covers at least
+/// [`PAR_ELEMENTS`] numbers.
+fn split_samples(
+    out: &mut [f64],
+    n: usize,
+    per_sample: usize,
+    kernel: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+) {
+    if n >= 2 && n * per_sample >= PAR_ELEMENTS {
+        let mid = n / 2;
+        let (lo, hi) = out.split_at_mut(mid * per_sample);
+        rayon::join(|| kernel(0..mid, lo), || kernel(mid..n, hi));
+    } else {
+        kernel(0..n, out);
+    }
+}
+
 /// rows (i, j) of an (n·k)×w matrix ⊙= m[i, :] (n×w), broadcast over the k directions.
 fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
     let w = m.ncols();
@@ -710,16 +731,21 @@ fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
         debug_assert!(false, "buffers are contiguous");
         return;
     };
-    vectorized(
-        #[inline(always)]
-        || {
-            for (i, mrow) in ms.chunks_exact(w).enumerate() {
-                for row in rs[i * k * w..(i + 1) * k * w].chunks_exact_mut(w) {
-                    row.iter_mut().zip(mrow).for_each(|(r, m)| *r *= m);
+    let (n, kw) = (ms.len() / w.max(1), k * w);
+    debug_assert_eq!(rs.len(), n * kw);
+    split_samples(rs, n, kw, |range, rs| {
+        let ms = &ms[range.start * w..range.end * w];
+        vectorized(
+            #[inline(always)]
+            || {
+                for (mrow, rblock) in ms.chunks_exact(w).zip(rs.chunks_exact_mut(kw)) {
+                    for row in rblock.chunks_exact_mut(w) {
+                        row.iter_mut().zip(mrow).for_each(|(r, m)| *r *= m);
+                    }
                 }
-            }
-        },
-    )
+            },
+        )
+    });
 }
 
 /// rows (i, j) of r = r ⊙ m[i, :] + s[i, :] ⊙ x[(i, j), :]: a [`mul_broadcast`] and an
@@ -732,19 +758,29 @@ fn mul_add_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, s: &Array2<f64>, x: &
         debug_assert!(false, "buffers are contiguous");
         return;
     };
-    vectorized(
-        #[inline(always)]
-        || {
-            for (i, (mrow, srow)) in ms.chunks_exact(w).zip(ss.chunks_exact(w)).enumerate() {
-                let range = i * k * w..(i + 1) * k * w;
-                for (row, xrow) in rs[range.clone()].chunks_exact_mut(w).zip(xs[range].chunks_exact(w)) {
-                    for (((r, m), s), x) in row.iter_mut().zip(mrow).zip(srow).zip(xrow) {
-                        *r = *r * m + s * x;
+    let (n, kw) = (ms.len() / w.max(1), k * w);
+    debug_assert!(rs.len() == n * kw && xs.len() == n * kw && ss.len() == ms.len());
+    split_samples(rs, n, kw, |range, rs| {
+        let (ms, ss) = (&ms[range.start * w..range.end * w], &ss[range.start * w..range.end * w]);
+        let xs = &xs[range.start * kw..range.end * kw];
+        vectorized(
+            #[inline(always)]
+            || {
+                for (((mrow, srow), rblock), xblock) in ms
+                    .chunks_exact(w)
+                    .zip(ss.chunks_exact(w))
+                    .zip(rs.chunks_exact_mut(kw))
+                    .zip(xs.chunks_exact(kw))
+                {
+                    for (row, xrow) in rblock.chunks_exact_mut(w).zip(xblock.chunks_exact(w)) {
+                        for (((r, m), s), x) in row.iter_mut().zip(mrow).zip(srow).zip(xrow) {
+                            *r = *r * m + s * x;
+                        }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    });
 }
 
 /// rows (i, j) of dst = x[(i, j), :] ⊙ m[i, :]: a copy and a [`mul_broadcast`] in one sweep.
@@ -754,17 +790,24 @@ fn mul_broadcast_into(dst: &mut Array2<f64>, x: &Array2<f64>, m: &Array2<f64>, k
         debug_assert!(false, "buffers are contiguous");
         return;
     };
-    vectorized(
-        #[inline(always)]
-        || {
-            for (i, mrow) in ms.chunks_exact(w).enumerate() {
-                let range = i * k * w..(i + 1) * k * w;
-                for (drow, xrow) in ds[range.clone()].chunks_exact_mut(w).zip(xs[range].chunks_exact(w)) {
-                    drow.iter_mut().zip(xrow).zip(mrow).for_each(|((d, x), m)| *d = x * m);
+    let (n, kw) = (ms.len() / w.max(1), k * w);
+    debug_assert!(ds.len() == n * kw && xs.len() == n * kw);
+    split_samples(ds, n, kw, |range, ds| {
+        let ms = &ms[range.start * w..range.end * w];
+        let xs = &xs[range.start * kw..range.end * kw];
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((mrow, dblock), xblock) in
+                    ms.chunks_exact(w).zip(ds.chunks_exact_mut(kw)).zip(xs.chunks_exact(kw))
+                {
+                    for (drow, xrow) in dblock.chunks_exact_mut(w).zip(xblock.chunks_exact(w)) {
+                        drow.iter_mut().zip(xrow).zip(mrow).for_each(|((d, x), m)| *d = x * m);
+                    }
                 }
-            }
-        },
-    )
+            },
+        )
+    });
 }
 
 /// rows (i, j) of r += m[i, :] ⊙ x[(i, j), :].
@@ -774,19 +817,26 @@ fn add_mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, x: &Array2<f64>, k: u
         debug_assert!(false, "buffers are contiguous");
         return;
     };
-    vectorized(
-        #[inline(always)]
-        || {
-            for (i, mrow) in ms.chunks_exact(w).enumerate() {
-                let range = i * k * w..(i + 1) * k * w;
-                for (row, xrow) in rs[range.clone()].chunks_exact_mut(w).zip(xs[range].chunks_exact(w)) {
-                    for ((r, m), x) in row.iter_mut().zip(mrow).zip(xrow) {
-                        *r += m * x;
+    let (n, kw) = (ms.len() / w.max(1), k * w);
+    debug_assert!(rs.len() == n * kw && xs.len() == n * kw);
+    split_samples(rs, n, kw, |range, rs| {
+        let ms = &ms[range.start * w..range.end * w];
+        let xs = &xs[range.start * kw..range.end * kw];
+        vectorized(
+            #[inline(always)]
+            || {
+                for ((mrow, rblock), xblock) in
+                    ms.chunks_exact(w).zip(rs.chunks_exact_mut(kw)).zip(xs.chunks_exact(kw))
+                {
+                    for (row, xrow) in rblock.chunks_exact_mut(w).zip(xblock.chunks_exact(w)) {
+                        for ((r, m), x) in row.iter_mut().zip(mrow).zip(xrow) {
+                            *r += m * x;
+                        }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    });
 }
 
 /// Completes a matrix of which, by layer blocks, only the upper triangle (and both halves of
