@@ -599,18 +599,6 @@ impl MlpObjective {
         g_z.reverse();
         d1.reverse();
         d2.reverse();
-        // G_Zₗᵀ for the Hessian's term G_Zₗᵀ R{Aₗ₋₁} (layers above the first).
-        let g_zt = g_z
-            .iter()
-            .enumerate()
-            .map(|(l, g)| {
-                if kind == Curvature::Hessian && l > 0 {
-                    transposed(&self.pool, g).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
         // The loss head's Hessian in the output, per sample.
         let n = self.x.nrows();
         let t = self.model.outputs();
@@ -636,7 +624,7 @@ impl MlpObjective {
             model,
             a,
             g_z,
-            g_zt,
+            g_zt: std::sync::OnceLock::new(),
             d1,
             d2,
             head,
@@ -691,8 +679,9 @@ pub struct MlpCurvature<'a> {
     model: Mlp<f64>,
     a: Vec<Array2<f64>>,
     g_z: Vec<Array2<f64>>,
-    /// G_Zₗᵀ (oₗ×n, row-major) where the Hessian needs it.
-    g_zt: Vec<Option<Array2<f64>>>,
+    /// G_Zₗᵀ (oₗ×n, row-major) for layers above the first, made by the first product that
+    /// needs it (the dense Hessian never does).
+    g_zt: std::sync::OnceLock<Vec<Array2<f64>>>,
     /// f'(Zₗ), `None` where it is 1.
     d1: Vec<Option<Array2<f64>>>,
     /// G_Aₗ ⊙ f''(Zₗ), `None` where it is 0 or for the Gauss-Newton matrix.
@@ -1059,7 +1048,10 @@ impl MlpCurvature<'_> {
         self.recycle(rgzt);
         if let Some(prev) = prev {
             // + G_Zᵀ R{Aₗ₋₁}ⱼ, per direction: rows (s, j) of R{Aₗ₋₁} are a strided view.
-            let g_zt = self.g_zt[l].as_ref().ok_or_else(|| Error::shape("R-op", "G_Zᵀ not cached"))?;
+            let g_zt = self
+                .g_z_transposed()?
+                .get(l.wrapping_sub(1))
+                .ok_or_else(|| Error::shape("R-op", "no G_Zᵀ for layer 0"))?;
             for j in 0..k {
                 let dst = rgw.slice_mut(s![j * o..(j + 1) * o, ..]);
                 gemm_into(dst, true, 1.0, g_zt.view(), prev.slice(s![j..;k, ..]))?;
@@ -1188,6 +1180,16 @@ impl MlpCurvature<'_> {
         Ok(())
     }
 
+    /// G_Zₗᵀ for layers l = 1.. (index l − 1), transposed once per operator.
+    fn g_z_transposed(&self) -> Result<&Vec<Array2<f64>>> {
+        if let Some(t) = self.g_zt.get() {
+            return Ok(t);
+        }
+        let t = self.g_z.iter().skip(1).map(|g| transposed(&self.obj.pool, g)).collect::<Result<Vec<_>>>()?;
+        // A concurrent first call may have won the race; its copy is the same.
+        Ok(self.g_zt.get_or_init(|| t))
+    }
+
     /// A zeroed rows×cols matrix from the objective's pool.
     fn buffer(&self, rows: usize, cols: usize) -> Array2<f64> {
         self.obj.pool.zeros(rows, cols)
@@ -1220,12 +1222,8 @@ impl Drop for MlpCurvature<'_> {
     fn drop(&mut self) {
         let pool = &self.obj.pool;
         self.a.drain(..).chain(self.g_z.drain(..)).for_each(|m| pool.recycle(m));
-        self.d1
-            .drain(..)
-            .chain(self.d2.drain(..))
-            .chain(self.g_zt.drain(..))
-            .flatten()
-            .for_each(|m| pool.recycle(m));
+        self.d1.drain(..).chain(self.d2.drain(..)).flatten().for_each(|m| pool.recycle(m));
+        self.g_zt.take().into_iter().flatten().for_each(|m| pool.recycle(m));
     }
 }
 
