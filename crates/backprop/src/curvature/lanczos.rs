@@ -253,13 +253,8 @@ impl LanczosBasis {
     pub(crate) fn step(&mut self, op: &dyn SymmetricOperator) -> Result<bool> {
         let j = self.alpha.len();
         let n = self.q.ncols();
-        let u = op.apply(self.q.row(j))?;
-        if let Some((i, v)) = u.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::non_finite("operator product", format!("element {i} is {v}")));
-        }
-        let alpha = self.q.row(j).dot(&u);
-        let hnorm = u.dot(&u).sqrt();
-        // w lives in row j+1 (reserved), so [qⱼ; w] is one contiguous 2×n block.
+        // w lives in row j+1 (reserved), so [qⱼ; w] is one contiguous 2×n block; H qⱼ is
+        // written there directly.
         if j + 1 == self.q.nrows() {
             let mut grown = Array2::zeros((j + 2, n));
             grown.slice_mut(s![..=j, ..]).assign(&self.q);
@@ -268,9 +263,18 @@ impl LanczosBasis {
         let (older, rest) = self.q.view_mut().split_at(ndarray::Axis(0), j);
         let mut pair = rest.slice_move(s![0..2, ..]);
         {
+            let (qj, mut u) = pair.view_mut().split_at(ndarray::Axis(0), 1);
+            op.apply_into(qj.row(0), u.row_mut(0))?;
+        }
+        let u = pair.row(1);
+        if let Some((i, v)) = u.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::non_finite("operator product", format!("element {i} is {v}")));
+        }
+        let alpha = pair.row(0).dot(&u);
+        let hnorm = u.dot(&u).sqrt();
+        {
             let (mut qj, mut w) = pair.view_mut().split_at(ndarray::Axis(0), 1);
             let (qj, mut w) = (qj.row_mut(0), w.row_mut(0));
-            w.assign(&u);
             w.scaled_add(-alpha, &qj);
             if j > 0 {
                 w.scaled_add(-self.beta[j - 1], &older.row(j - 1));

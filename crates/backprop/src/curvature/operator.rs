@@ -1,6 +1,6 @@
 //! A symmetric linear operator given only by its action on vectors (matrix-free).
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, s};
 
 use crate::{Error, Result};
 
@@ -20,6 +20,19 @@ pub trait SymmetricOperator {
     fn apply(&self, v: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
         let rows = v.insert_axis(Axis(0));
         Ok(self.apply_rows(rows)?.row(0).to_owned())
+    }
+
+    /// out ← A·v, into caller-owned memory: iterative methods that keep their vectors in one
+    /// matrix (Lanczos) then allocate nothing per product. `out` must not alias `v`.
+    fn apply_into(&self, v: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) -> Result<()> {
+        if out.len() != self.dim() {
+            return Err(Error::shape(
+                "SymmetricOperator::apply_into",
+                format!("the output has {} entries, the operator is {n}×{n}", out.len(), n = self.dim()),
+            ));
+        }
+        out.assign(&self.apply(v)?);
+        Ok(())
     }
 
     /// The dense matrix, by products with all unit vectors (in blocks), symmetrised as
@@ -95,5 +108,9 @@ mod tests {
         assert_eq!(a.apply_rows(v.view()).unwrap(), array![[2.0, 1.0], [3.0, 4.0]]);
         assert_eq!(a.apply(array![0.0, 1.0].view()).unwrap(), array![1.0, 3.0]);
         assert!(a.apply_rows(array![[1.0, 2.0, 3.0]].view()).is_err());
+        let mut out = array![7.0, 7.0];
+        a.apply_into(array![1.0, 1.0].view(), out.view_mut()).unwrap();
+        assert_eq!(out, array![3.0, 4.0]);
+        assert!(a.apply_into(array![1.0, 1.0].view(), Array1::zeros(3).view_mut()).is_err());
     }
 }
