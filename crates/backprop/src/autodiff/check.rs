@@ -8,7 +8,12 @@
 //! - second order: `H·v` from the recorded backward pass against
 //!   `(∇φ(x + εv) − ∇φ(x − εv)) / 2ε`.
 //!
-//! An entry passes when `|analytic − numeric| ≤ atol + rtol·|numeric|` (numpy's `isclose`).
+//! An entry passes when `|analytic − numeric| ≤ atol + rtol·|numeric| + r` (numpy's `isclose`
+//! plus `r`), where `r = 16·ε_mach·(|φ₊| + |φ₋|)/2ε` is the rounding floor of the difference
+//! quotient: φ₊ and φ₋ each carry a few ulps of rounding, which the division by 2ε magnifies, so
+//! no finite difference of a large φ is more accurate than that. For φ of order 1 it is ~1e−9
+//! and changes nothing; a loss of 10⁶ (deep compositions of powers) would otherwise fail its
+//! small gradient entries on rounding alone.
 
 use std::fmt;
 
@@ -138,18 +143,23 @@ struct Acc {
     passed: bool,
 }
 
+/// The rounding floor of the central difference `(plus − minus)/2ε` (module documentation).
+fn roundoff(plus: f64, minus: f64, eps: f64) -> f64 {
+    16.0 * f64::EPSILON * (plus.abs() + minus.abs()) / (2.0 * eps)
+}
+
 impl Acc {
     fn new() -> Self {
         Acc { passed: true, ..Default::default() }
     }
-    fn add(&mut self, analytic: f64, numeric: f64, atol: f64, rtol: f64) {
+    fn add(&mut self, analytic: f64, numeric: f64, atol: f64, rtol: f64, roundoff: f64) {
         let abs = (analytic - numeric).abs();
         let scale = analytic.abs().max(numeric.abs());
         let rel = if scale > 0.0 { abs / scale } else { 0.0 };
         self.checks += 1;
         self.abs = self.abs.max(abs);
         self.rel = self.rel.max(rel);
-        let within = abs <= atol + rtol * numeric.abs();
+        let within = abs <= atol + rtol * numeric.abs() + roundoff;
         if !within {
             self.passed = false;
         }
@@ -260,7 +270,8 @@ impl GradCheck {
                 xs[i] = x - &(&u * self.eps);
                 let minus = phi(&xs)?;
                 xs[i] = x.as_standard_layout().into_owned();
-                acc.add(analytic, (plus - minus) / (2.0 * self.eps), self.atol, self.rtol);
+                let r = roundoff(plus, minus, self.eps);
+                acc.add(analytic, (plus - minus) / (2.0 * self.eps), self.atol, self.rtol, r);
             }
             reports.push(InputReport {
                 index: i,
@@ -295,7 +306,8 @@ impl GradCheck {
             let mut acc = Acc::new();
             for k in 0..inputs.len() {
                 for ((a, p), m) in analytic[k].iter().zip(gp[k].iter()).zip(gm[k].iter()) {
-                    acc.add(*a, (p - m) / (2.0 * self.hvp_eps), self.atol, self.rtol);
+                    let r = roundoff(*p, *m, self.hvp_eps);
+                    acc.add(*a, (p - m) / (2.0 * self.hvp_eps), self.atol, self.rtol, r);
                 }
             }
             Some(HvpReport {
@@ -328,4 +340,26 @@ where
     F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Var<'t, f64>,
 {
     GradCheck::new().run(f, inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn a_large_loss_does_not_fail_on_rounding_but_a_wrong_gradient_still_fails() {
+        // φ = 1e8·x₁ + x₀: ∂φ/∂x₀ = 1 exactly, but φ± carry ~1e−8 of rounding, which the
+        // quotient magnifies to ~1e−2 — a rounding floor, not an error of the derivative.
+        fn big<'t>(t: &'t Tape<f64>, v: &[Var<'t, f64>]) -> Var<'t, f64> {
+            (v[0] * t.constant(&array![1.0, 1e8].into_dyn())).sum()
+        }
+        let r = GradCheck::new().directions(0).hvp(false).run(big, &[array![0.3, 2.0].into_dyn()]).unwrap();
+        assert!(r.passed, "{r}");
+        // The floor scales with |φ|: on an O(1) loss a wrong slope of 1e−3 is still caught.
+        assert!(roundoff(1.0, 1.0, 1e-6) < 1e-8);
+        let mut acc = Acc::new();
+        acc.add(1.001, 1.0, 1e-5, 1e-4, roundoff(1.0, 1.0, 1e-6));
+        assert!(!acc.passed);
+    }
 }
