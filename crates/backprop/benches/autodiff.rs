@@ -30,12 +30,18 @@
 //! before, 2.06 after (forward 0.76 → 0.74 ms). HVP/gradient (single-threaded, 200 interleaved
 //! pairs): before 2.2–2.5 (median pair ratio; 2.16–2.18 min-based in quieter runs), after
 //! 1.77–2.0 (1.84–1.90 min-based in quieter runs): target met on a quiet machine, at the edge
-//! under load. The tanh forward (libm, ~10 ns each) is ~30% of a gradient step.
+//! under load. The tanh forward (libm, ~10 ns each) was ~30% of a gradient step.
 //!
 //! Quiet machine after the merge (09:50, same flags): notebook define-by-run 2.41 µs, replay
 //! 0.345 µs, hand-derived 0.276 µs; mlp784 forward 0.947 ms, forward+backward 2.01 ms (2.12);
 //! mlp100k gradient 3.14 ms, HVP 5.94 ms (1.89). Side by side with the session-1 binary in the
 //! same minute: gradient 2.79 → 2.96 ms, HVP 6.66 → 5.86 ms (ratio 2.39 → 1.98).
+//!
+//! Session 3 (quiet, 12:04, same flags), after exp and tanh moved to `tensor::vmath`'s vectorised
+//! loops: notebook define-by-run 2.37 µs, replay 0.329 µs, hand-derived 0.271 µs; mlp784 forward
+//! 0.826 ms, forward+backward 1.80 ms (2.18); mlp100k gradient 1.73 ms, HVP 3.73 ms (2.16). Both
+//! got faster (3.14 → 1.73 ms, 5.94 → 3.73 ms) but the gradient more, so the HVP/gradient ratio
+//! rose from 1.89 above the ≤ 2 target.
 
 use std::hint::black_box;
 

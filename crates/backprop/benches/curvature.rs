@@ -21,6 +21,13 @@
 //! fixed point 12.2 ms, Lanczos 7.59 s (265 HVPs; torch 34.6 s, jax 15.5 s in the same run), eigh
 //! 2000 1.13 s (numpy 0.89 s in the same run).
 //!
+//! Session 3, `bench/compare --rounds 1` (12:00, load < 0.7 at the start; `bench/README.md`):
+//! notebook Hessian 4.07 µs, 20-50-20-1 Hessian 83 ms, gradient 7.27 ms (torch 5.5, jax 8.5),
+//! HVP from scratch 16.8 ms (torch 17.5, jax 14.9), HVP at a fixed point 10.3 ms (torch 10.1,
+//! jax 11.6), Lanczos 5.73 s (265 HVPs; torch 31.2 s, jax 13.1 s), eigh 2000 0.82 s (numpy
+//! 0.81 s, torch 0.63 s). Lanczos floors: 265 HVPs × ~0.94 GFLOP ≈ 2.1 s at faer's f64 peak,
+//! plus full reorthogonalisation reading the 265 × 104k basis (~29 GB at the few GB/s measured).
+//!
 //! Run: `cargo bench -p backprop --bench curvature` (a filter such as `-- hessian` runs a subset).
 
 use std::time::Duration;
