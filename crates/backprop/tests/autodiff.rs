@@ -437,3 +437,35 @@ fn zero_gradient_for_unused_inputs_and_scalar_inputs() {
     assert_eq!(g[0], arr0(12.0).into_dyn());
     assert_eq!(g[1], array![0.0, 0.0].into_dyn());
 }
+
+#[test]
+fn notebook_replay_matches_the_hand_derived_pass_to_1e15() {
+    let x = notebook::notebook_x();
+    let tape = Tape::<f64>::new();
+    let net = notebook_network(&tape, notebook::NOTEBOOK_Y, x.view(), &Weights::notebook()).unwrap();
+    let mut plan =
+        tape.compile(net.loss, &net.params(), &[net.x, net.y_hat.tape().constant(&arr0(0.0))]).unwrap();
+    assert_eq!(plan.len(), 17, "16 nodes of the network and the unused extra data input");
+    let mut g: Vec<ArrayD<f64>> = (0..4).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+    for (k, w) in
+        [Weights::notebook(), weights_random(1), weights_random(2), weights_random(3)].iter().enumerate()
+    {
+        let xk = &x * (1.0 + 0.1 * k as f64);
+        plan.set_param(0, &w.w_1).unwrap();
+        plan.set_param(1, &w.w_2).unwrap();
+        plan.set_param(2, &w.b_1).unwrap();
+        plan.set_param(3, &arr0(w.b_2)).unwrap();
+        plan.set_data(0, &xk).unwrap();
+        let loss = plan.grad_into(&mut g).unwrap();
+        let hand = notebook::simple_backpropagation(notebook::NOTEBOOK_Y, xk.view(), w).unwrap();
+        let y_hat = notebook::simple_feed_forward(xk.view(), w).unwrap();
+        assert!((loss - 0.5 * (y_hat - 1.0).powi(2)).abs() <= 1e-15);
+        let diff = |a: &ArrayD<f64>, b: ArrayD<f64>| {
+            a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max)
+        };
+        assert!(diff(&g[0], hand.w_1.into_dyn()) <= 1e-15, "sample {k}");
+        assert!(diff(&g[1], hand.w_2.into_dyn()) <= 1e-15);
+        assert!(diff(&g[2], hand.b_1.into_dyn()) <= 1e-15);
+        assert!((g[3].sum() - hand.b_2).abs() <= 1e-15);
+    }
+}

@@ -472,54 +472,10 @@ impl<T: Scalar> Plan<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autodiff::notebook_network;
-    use crate::notebook::{self, Weights};
-    use ndarray::{Array1, Array2, IxDyn, arr0, array};
+    use ndarray::{Array2, IxDyn, array};
 
     fn zeros(n: usize) -> Vec<ArrayD<f64>> {
         (0..n).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect()
-    }
-
-    fn weights(seed: u64) -> Weights {
-        let mut s = seed;
-        let mut next = move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        };
-        let w_1 = Array2::from_shape_fn((4, 5), |_| next());
-        let w_2 = Array1::from_shape_fn(5, |_| next());
-        let b_1 = Array1::from_shape_fn(5, |_| next() * 0.5);
-        Weights::with_biases(w_1, w_2, b_1, next() * 0.5).unwrap()
-    }
-
-    #[test]
-    fn notebook_replay_matches_the_hand_derived_pass_to_1e15() {
-        let x = notebook::notebook_x();
-        let tape = Tape::<f64>::new();
-        let net = notebook_network(&tape, notebook::NOTEBOOK_Y, x.view(), &Weights::notebook()).unwrap();
-        let mut plan =
-            tape.compile(net.loss, &net.params(), &[net.x, net.y_hat.tape().constant(&arr0(0.0))]).unwrap();
-        assert_eq!(plan.len(), 17, "16 nodes of the network and the unused extra data input");
-        let mut g = zeros(4);
-        for (k, w) in [Weights::notebook(), weights(1), weights(2), weights(3)].iter().enumerate() {
-            let xk = &x * (1.0 + 0.1 * k as f64);
-            plan.set_param(0, &w.w_1).unwrap();
-            plan.set_param(1, &w.w_2).unwrap();
-            plan.set_param(2, &w.b_1).unwrap();
-            plan.set_param(3, &arr0(w.b_2)).unwrap();
-            plan.set_data(0, &xk).unwrap();
-            let loss = plan.grad_into(&mut g).unwrap();
-            let hand = notebook::simple_backpropagation(notebook::NOTEBOOK_Y, xk.view(), w).unwrap();
-            let y_hat = notebook::simple_feed_forward(xk.view(), w).unwrap();
-            assert!((loss - 0.5 * (y_hat - 1.0).powi(2)).abs() <= 1e-15);
-            let diff = |a: &ArrayD<f64>, b: ArrayD<f64>| {
-                a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max)
-            };
-            assert!(diff(&g[0], hand.w_1.into_dyn()) <= 1e-15, "sample {k}");
-            assert!(diff(&g[1], hand.w_2.into_dyn()) <= 1e-15);
-            assert!(diff(&g[2], hand.b_1.into_dyn()) <= 1e-15);
-            assert!((g[3].sum() - hand.b_2).abs() <= 1e-15);
-        }
     }
 
     #[test]
