@@ -422,7 +422,8 @@ mod batch {
         out: Vec<f64>,
         /// δ⁽¹⁾ⱼ for one j.
         delta_1: Vec<f64>,
-        /// One accumulator row of B entries per sum, in [`Params::sums_len`] order.
+        /// One accumulator row of B entries per sum, in [`Params::sums_len`] order; sized by the
+        /// first [`part`] (the forward-only pass never needs it).
         acc: Vec<f64>,
     }
 
@@ -433,7 +434,7 @@ mod batch {
                 a_1: vec![0.0; p.k * BLOCK],
                 out: vec![0.0; BLOCK],
                 delta_1: vec![0.0; BLOCK],
-                acc: vec![0.0; p.sums_len() * BLOCK],
+                acc: Vec::new(),
             }
         }
     }
@@ -608,7 +609,8 @@ mod batch {
     /// Forward and backward over one part (`x`: rows × D, `y`: rows); its sums into `sums`.
     #[inline(always)]
     fn part(p: &Params, x: &[f64], y: &[f64], inv_n: f64, s: &mut Scratch, sums: &mut [f64]) {
-        s.acc.fill(0.0);
+        s.acc.clear();
+        s.acc.resize(p.sums_len() * BLOCK, 0.0);
         for (xb, yb) in x.chunks(BLOCK * p.d).zip(y.chunks(BLOCK)) {
             block(p, xb, yb, inv_n, s);
         }
