@@ -24,11 +24,38 @@ fn as_faer<'a, T: Scalar>(a: &ArrayView2<'a, T>) -> faer::MatRef<'a, T> {
 ///
 /// `c` must not alias `a` or `b` (ndarray's borrow rules already forbid it).
 pub fn gemm_into<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) -> Result<()> {
+    gemm_checked(c, accumulate, alpha, a, b, true)
+}
+
+/// [`gemm_into`] on the calling thread only, whatever the size.
+///
+/// For running independent products side by side (`rayon::join`): two single-thread products
+/// at once beat the same two products one after the other on two threads each, since neither
+/// waits at faer's thread barriers (measured on 784-256-256-10 at batch 1024: the layer-2
+/// weight-gradient and δ products 1.50 → 1.19 ms in f32).
+pub fn gemm_into_seq<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) -> Result<()> {
+    gemm_checked(c, accumulate, alpha, a, b, false)
+}
+
+fn gemm_checked<T: Scalar>(
     mut c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
+    parallel: bool,
 ) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
@@ -41,7 +68,7 @@ pub fn gemm_into<T: Scalar>(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let par = if 2 * m * n * k >= PARALLEL_FLOP { faer::Par::rayon(0) } else { faer::Par::Seq };
+    let par = if parallel && 2 * m * n * k >= PARALLEL_FLOP { faer::Par::rayon(0) } else { faer::Par::Seq };
     let (rs, cs) = (c.strides()[0], c.strides()[1]);
     // SAFETY: `c` is an exclusive view; pointer, dims and strides are its own.
     let dst = unsafe { faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, rs, cs) };
@@ -101,6 +128,9 @@ mod tests {
         let a32 = a.mapv(|v| v as f32);
         let b32 = b.mapv(|v| v as f32);
         gemm_into(c.view_mut(), true, 2.0, a32.view(), b32.view()).unwrap();
+        assert_eq!(c, a32.dot(&b32) * 2.0 + 1.0);
+        let mut c = Array2::<f32>::ones((2, 2));
+        gemm_into_seq(c.view_mut(), true, 2.0, a32.view(), b32.view()).unwrap();
         assert_eq!(c, a32.dot(&b32) * 2.0 + 1.0);
     }
 

@@ -6,6 +6,6 @@ mod gemm;
 mod scalar;
 pub mod vmath;
 
-pub use gemm::{clear_upper_simd_state, gemm, gemm_into};
+pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
 pub use scalar::{DType, Scalar};
 pub use vmath::VectorMath;
