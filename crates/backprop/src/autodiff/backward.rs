@@ -88,6 +88,12 @@ pub(crate) trait Backend<'t, T: Scalar> {
         let r = self.matmul(a, ta, b, tb)?;
         self.accumulate(id, r)
     }
+    /// Both operands' adjoints of a matrix product, `x̄ += op(a)·op(b)` for each `(x, a, ta, b,
+    /// tb)`: two independent products, which the numeric path may run side by side.
+    fn matmul_acc_pair(&mut self, p: MatAcc<'_, Self::H>, q: MatAcc<'_, Self::H>) -> Result<()> {
+        self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
+        self.matmul_acc(q.0, q.1, q.2, q.3, q.4)
+    }
     fn slice(&mut self, h: &Self::H, axis: usize, start: usize, end: usize) -> Result<Self::H>;
     fn pad(&mut self, h: &Self::H, axis: usize, start: usize, len: usize) -> Result<Self::H>;
     fn index_select(&mut self, h: &Self::H, axis: usize, index: &Rc<[usize]>) -> Result<Self::H>;
@@ -105,6 +111,9 @@ pub(crate) trait Backend<'t, T: Scalar> {
     /// One-hot mask of the first maximum (minimum) of node `a` along `axis`.
     fn extreme_mask(&mut self, a: NodeId, axis: usize, max: bool) -> Rc<ArrayD<bool>>;
 }
+
+/// One product of [`Backend::matmul_acc_pair`]: `(x, a, ta, b, tb)` for `x̄ += op(a)·op(b)`.
+pub(crate) type MatAcc<'h, H> = (NodeId, &'h H, bool, &'h H, bool);
 
 /// `rule2!(bk, &g, (a, b), y; |g, a, b, y| expr)`: one operand's adjoint of a binary op, in
 /// the output's shape (the caller sums it down to the operand's shape).
@@ -352,6 +361,19 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             }
             let g2 = if a1 || b1 { bk.reshape(g, py.slice())? } else { g };
             let (wa, wb) = (bk.wants(a), bk.wants(b));
+            if wa && wb && !a1 && !b1 && sa.ndim() == sy.ndim() && sb.ndim() == sy.ndim() {
+                // Both adjoints have their operand's shape: two independent products.
+                let (an, bn) = (bk.node(a), bk.node(b));
+                let pa: MatAcc<'_, B::H> =
+                    if !ta { (a, &g2, false, &bn, !tb) } else { (a, &bn, tb, &g2, true) };
+                let pb: MatAcc<'_, B::H> =
+                    if !tb { (b, &an, !ta, &g2, false) } else { (b, &g2, true, &an, ta) };
+                bk.matmul_acc_pair(pa, pb)?;
+                bk.done(an);
+                bk.done(bn);
+                bk.done(g2);
+                return Ok(());
+            }
             if wa {
                 let bn = bk.node(b);
                 let bn = if b1 { bk.reshape(bn, pb.slice())? } else { bn };
@@ -742,6 +764,39 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
         }
         let r = self.matmul(a, ta, b, tb)?;
         self.accumulate(id, r)
+    }
+    fn matmul_acc_pair(&mut self, p: MatAcc<'_, NH<T>>, q: MatAcc<'_, NH<T>>) -> Result<()> {
+        let (i, j) = (p.0.index(), q.0.index());
+        fn shapes<'h, T>(n: &'h [Node<T>], x: &MatAcc<'h, NH<T>>) -> (&'h [usize], bool, &'h [usize]) {
+            (res(n, x.1).shape(), x.2, res(n, x.3).shape())
+        }
+        let n = self.nodes;
+        if self.check_finite
+            || i == j
+            || !self.relevant[i]
+            || !self.relevant[j]
+            || !k::pair_side_by_side(shapes(n, &p), shapes(n, &q))
+        {
+            self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
+            return self.matmul_acc(q.0, q.1, q.2, q.3, q.4);
+        }
+        // A missing adjoint starts as zeros and takes the product (accumulate = false).
+        let (acc_p, acc_q) = (self.adj[i].is_some(), self.adj[j].is_some());
+        for (id, x) in [(i, &p), (j, &q)] {
+            if self.adj[id].is_none() {
+                let shape =
+                    k::matmul_shape(res(self.nodes, x.1).shape(), x.2, res(self.nodes, x.3).shape(), x.4)?;
+                self.adj[id] = Some(self.pool.full(shape.slice(), T::zero()));
+            }
+        }
+        let [Some(op), Some(oq)] = self.adj.get_disjoint_mut([i, j]).expect("distinct adjoints") else {
+            unreachable!("both adjoints were just created")
+        };
+        let n = self.nodes;
+        k::matmul_acc_pair(
+            k::AccProduct { out: op, accumulate: acc_p, a: res(n, p.1), ta: p.2, b: res(n, p.3), tb: p.4 },
+            k::AccProduct { out: oq, accumulate: acc_q, a: res(n, q.1), ta: q.2, b: res(n, q.3), tb: q.4 },
+        )
     }
     fn slice(&mut self, h: &NH<T>, axis: usize, start: usize, end: usize) -> Result<NH<T>> {
         Ok(NH::Own(k::slice(self.pool, res(self.nodes, h), axis, start, end)?))
