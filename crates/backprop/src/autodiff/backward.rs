@@ -187,9 +187,9 @@ macro_rules! unary_rules {
                 let $f = $mk!(|g, _x, y| g * y * y.one_minus());
                 $body
             }
-            // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ  (y² one node when recorded: its derivative sees one operand)
+            // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ  (one `tanh_grad` node when recorded)
             Unary::Tanh => {
-                let $f = $mk!(|g, _x, y| g * y.square().one_minus());
+                let $f = $mk!(|g, _x, y| g.times_tanh_slope(y));
                 $body
             }
             // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
@@ -335,6 +335,20 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
                     }
                     if wb {
                         let gb = rule2!(bk, &g, (a, b), y; |g, _a, b, y| -(g * y) / b);
+                        let gb = bk.sum_to(gb, sb.slice())?;
+                        bk.accumulate(b, gb)?;
+                    }
+                    bk.done(g);
+                }
+                // y = a ⊙ (1 − b²)  ⇒  ā = Σ ȳ ⊙ (1 − b²),  b̄ = −2 Σ ȳ ⊙ a ⊙ b
+                Binary::TanhGrad => {
+                    if wa {
+                        let ga = rule2!(bk, &g, (a, b), y; |g, _a, b, _y| g.times_tanh_slope(b));
+                        let ga = bk.sum_to(ga, sa.slice())?;
+                        bk.accumulate(a, ga)?;
+                    }
+                    if wb {
+                        let gb = rule2!(bk, &g, (a, b), y; |g, a, b, _y| g * a * b * T::of(-2.0));
                         let gb = bk.sum_to(gb, sb.slice())?;
                         bk.accumulate(b, gb)?;
                     }

@@ -673,4 +673,33 @@ mod tests {
         }
         assert_eq!(tape.hvp(l, &ps, &v).unwrap(), hv, "deterministic");
     }
+    /// tanh's recorded gradient is one `tanh_grad` node; differentiating it again (its own rule,
+    /// on numbers and recorded) gives tanh's second and third derivatives:
+    /// t = tanh s, f′ = 1 − t², f″ = −2t(1 − t²), f‴ = (1 − t²)(6t² − 2).
+    #[test]
+    fn tanh_grad_node_differentiates_to_third_order() {
+        let s0 = 0.7f64;
+        let tape = Tape::<f64>::new();
+        let s = tape.scalar(s0);
+        let f = s.tanh();
+        let d1 = tape.grad_graph(f, &[s]).unwrap()[0];
+        assert!(tape.nodes().iter().any(|n| n.op.name() == "tanh_grad"));
+        assert!(!tape.nodes().iter().any(|n| n.op.name() == "square"));
+        let d2 = tape.grad_graph(d1, &[s]).unwrap()[0];
+        let d3 = tape.grad(d2, &[s]).unwrap()[0].sum();
+        let t = s0.tanh();
+        let u = 1.0 - t * t;
+        assert!((d1.item().unwrap() - u).abs() < 1e-15);
+        assert!((d2.item().unwrap() + 2.0 * t * u).abs() < 1e-15);
+        assert!((d3 - u * (6.0 * t * t - 2.0)).abs() < 1e-14, "{d3}");
+        // The same on a tensor above the slice-rule size (the tensor rules of `tanh_grad`).
+        let x = ArrayD::from_shape_fn(IxDyn(&[40, 40]), |i| (i[0] as f64 - i[1] as f64) / 40.0);
+        let xv = tape.var(&x);
+        let g = tape.grad_graph(xv.tanh().sum(), &[xv]).unwrap()[0];
+        let h = tape.grad(g.sum(), &[xv]).unwrap();
+        for (&hx, &x0) in h[0].iter().zip(&x) {
+            let t = x0.tanh();
+            assert!((hx + 2.0 * t * (1.0 - t * t)).abs() < 1e-14);
+        }
+    }
 }
