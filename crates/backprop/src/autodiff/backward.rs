@@ -794,13 +794,13 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
             self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
             return self.matmul_acc(q.0, q.1, q.2, q.3, q.4);
         }
-        // A missing adjoint starts as zeros and takes the product (accumulate = false).
+        // A missing adjoint takes the product (accumulate = false: its stale buffer is overwritten).
         let (acc_p, acc_q) = (self.adj[i].is_some(), self.adj[j].is_some());
         for (id, x) in [(i, &p), (j, &q)] {
             if self.adj[id].is_none() {
                 let shape =
                     k::matmul_shape(res(self.nodes, x.1).shape(), x.2, res(self.nodes, x.3).shape(), x.4)?;
-                self.adj[id] = Some(self.pool.full(shape.slice(), T::zero()));
+                self.adj[id] = Some(self.pool.stale(shape.slice(), T::zero()));
             }
         }
         let [Some(op), Some(oq)] = self.adj.get_disjoint_mut([i, j]).expect("distinct adjoints") else {

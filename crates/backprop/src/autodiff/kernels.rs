@@ -499,7 +499,8 @@ pub(crate) fn matmul<T: Scalar>(
     tb: bool,
 ) -> Result<Arr<T>> {
     let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
-    let mut out = pool.full(shape.slice(), T::zero());
+    // Every element is written below (accumulate = false), so no zero-fill first.
+    let mut out = pool.stale(shape.slice(), T::zero());
     // 1-D/2-D operands: read through strides, no 3-D views.
     if let (Some((m, k, sa)), Some((_, n, sb))) =
         (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
@@ -980,6 +981,27 @@ pub(crate) fn scatter_add<T: Scalar>(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// A product's output comes from a reused buffer without a zero-fill: stale contents (NaN
+    /// here) must never leak into it, on the faer path, the small loops, or an empty inner axis.
+    #[test]
+    fn matmul_overwrites_a_stale_pooled_buffer() {
+        let f = |r: usize, c: usize, s: usize| {
+            ArrayD::from_shape_fn(IxDyn(&[r, c]), |i| ((i[0] * 5 + i[1] * 3 + s) % 7) as f64 - 3.0)
+        };
+        for (m, k, n) in [(40, 30, 20), (3, 4, 5), (1, 2, 3), (4, 0, 6)] {
+            let mut pool = Pool::default();
+            pool.recycle(ArrayD::from_elem(IxDyn(&[m * n]), f64::NAN));
+            let (a, b) = (f(m, k, 1), f(k, n, 2));
+            let r = matmul(&mut pool, &a, false, &b, false).unwrap();
+            let expect = a
+                .clone()
+                .into_dimensionality::<ndarray::Ix2>()
+                .unwrap()
+                .dot(&b.clone().into_dimensionality::<ndarray::Ix2>().unwrap());
+            assert_eq!(r, expect.into_dyn(), "{m}x{k}·{k}x{n}");
+        }
+    }
 
     #[test]
     fn broadcast_classes_index_like_numpy() {
