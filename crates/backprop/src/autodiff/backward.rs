@@ -598,12 +598,90 @@ pub(crate) struct Numeric<'a, T> {
     pub(crate) current: usize,
 }
 
+/// `(x, a, ta, b, tb)` for `x̄ (+)= op(a)·op(b)`, operands as arrays.
+type ArrAcc<'h, T> = (usize, &'h ArrayD<T>, bool, &'h ArrayD<T>, bool);
+
 impl<T: Scalar> Numeric<'_, T> {
     fn own(&mut self, h: NH<T>) -> ArrayD<T> {
         match h {
             NH::Own(a) => a,
             NH::Node(i) => self.pool.copy(&self.nodes[i.index()].value),
         }
+    }
+
+    /// Two products into two different adjoints, side by side (the caller checked
+    /// [`k::pair_side_by_side`]); a missing adjoint takes its product (accumulate = false: its
+    /// stale buffer is overwritten).
+    fn pair_side_by_side(&mut self, p: ArrAcc<'_, T>, q: ArrAcc<'_, T>) -> Result<()> {
+        let (i, j) = (p.0, q.0);
+        let (acc_p, acc_q) = (self.adj[i].is_some(), self.adj[j].is_some());
+        for x in [&p, &q] {
+            if self.adj[x.0].is_none() {
+                let shape = k::matmul_shape(x.1.shape(), x.2, x.3.shape(), x.4)?;
+                self.adj[x.0] = Some(self.pool.stale(shape.slice(), T::zero()));
+            }
+        }
+        let [Some(op), Some(oq)] = self.adj.get_disjoint_mut([i, j]).expect("distinct adjoints") else {
+            unreachable!("both adjoints were just created")
+        };
+        k::matmul_acc_pair(
+            k::AccProduct { out: op, accumulate: acc_p, a: p.1, ta: p.2, b: p.3, tb: p.4 },
+            k::AccProduct { out: oq, accumulate: acc_q, a: q.1, ta: q.2, b: q.3, tb: q.4 },
+        )
+    }
+
+    /// `x̄ (+)= op(a)·op(b)` for a relevant `x` (no NaN/∞ check: callers run without it).
+    fn acc_product(&mut self, (x, a, ta, b, tb): ArrAcc<'_, T>) -> Result<()> {
+        match &mut self.adj[x] {
+            Some(acc) => k::matmul_acc(acc, a, ta, b, tb),
+            None => {
+                self.adj[x] = Some(k::matmul(self.pool, a, ta, b, tb)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Seeds a 2-D matrix-product node with a borrowed adjoint `g` by running its rule on `g`
+    /// directly, instead of copying `g` into the node's adjoint first (a Hessian-vector product
+    /// seeds each weight's gradient product with a direction of the weight's size). By
+    /// linearity this equals seeding the node: its rule then runs on whatever else reaches it.
+    /// `false` (nothing done) for other nodes, or with the NaN/∞ check on.
+    pub(crate) fn seed_matmul(&mut self, id: NodeId, g: &ArrayD<T>) -> Result<bool> {
+        let i = id.index();
+        let n = self.nodes;
+        let Op::MatMul { a, b, ta, tb } = n[i].op else { return Ok(false) };
+        let (a, b) = (a.index(), b.index());
+        let (av, bv) = (&n[a].value, &n[b].value);
+        if self.check_finite
+            || av.ndim() != 2
+            || bv.ndim() != 2
+            || g.shape() != n[i].value.shape()
+            || !g.is_standard_layout()
+        {
+            return Ok(false);
+        }
+        if !self.relevant[i] {
+            return Ok(true);
+        }
+        // Y = op(A)·op(B):  Ā += Ȳ·op(B)ᵀ (op(B)·Ȳᵀ for a transposed A),  B̄ += op(A)ᵀ·Ȳ (Ȳᵀ·op(A)).
+        let pa: ArrAcc<'_, T> = if !ta { (a, g, false, bv, !tb) } else { (a, bv, tb, g, true) };
+        let pb: ArrAcc<'_, T> = if !tb { (b, av, !ta, g, false) } else { (b, g, true, av, ta) };
+        let (wa, wb) = (self.relevant[a], self.relevant[b]);
+        if wa
+            && wb
+            && a != b
+            && k::pair_side_by_side((pa.1.shape(), pa.2, pa.3.shape()), (pb.1.shape(), pb.2, pb.3.shape()))
+        {
+            self.pair_side_by_side(pa, pb)?;
+        } else {
+            if wa {
+                self.acc_product(pa)?;
+            }
+            if wb {
+                self.acc_product(pb)?;
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -794,22 +872,9 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
             self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
             return self.matmul_acc(q.0, q.1, q.2, q.3, q.4);
         }
-        // A missing adjoint takes the product (accumulate = false: its stale buffer is overwritten).
-        let (acc_p, acc_q) = (self.adj[i].is_some(), self.adj[j].is_some());
-        for (id, x) in [(i, &p), (j, &q)] {
-            if self.adj[id].is_none() {
-                let shape =
-                    k::matmul_shape(res(self.nodes, x.1).shape(), x.2, res(self.nodes, x.3).shape(), x.4)?;
-                self.adj[id] = Some(self.pool.stale(shape.slice(), T::zero()));
-            }
-        }
-        let [Some(op), Some(oq)] = self.adj.get_disjoint_mut([i, j]).expect("distinct adjoints") else {
-            unreachable!("both adjoints were just created")
-        };
-        let n = self.nodes;
-        k::matmul_acc_pair(
-            k::AccProduct { out: op, accumulate: acc_p, a: res(n, p.1), ta: p.2, b: res(n, p.3), tb: p.4 },
-            k::AccProduct { out: oq, accumulate: acc_q, a: res(n, q.1), ta: q.2, b: res(n, q.3), tb: q.4 },
+        self.pair_side_by_side(
+            (i, res(n, p.1), p.2, res(n, p.3), p.4),
+            (j, res(n, q.1), q.2, res(n, q.3), q.4),
         )
     }
     fn slice(&mut self, h: &NH<T>, axis: usize, start: usize, end: usize) -> Result<NH<T>> {

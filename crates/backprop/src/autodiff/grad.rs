@@ -42,6 +42,12 @@ fn mark_relevant<T: Scalar>(
     }
 }
 
+/// A sweep's seed adjoint: owned, or borrowed from the caller (copied only where needed).
+enum Seed<'s, T> {
+    Own(ArrayD<T>),
+    Borrowed(&'s ArrayD<T>),
+}
+
 /// An input's adjoint at the end of a sweep: to read, or (its last use) to take.
 enum InputAdjoint<'a, T> {
     Read(&'a ArrayD<T>),
@@ -126,9 +132,9 @@ impl<T: Scalar> Tape<T> {
     /// The numeric reverse sweep. `seeds` are `(node, adjoint)` pairs; returns the adjoints of
     /// `inputs` (zeros when an input does not influence the seeds), written into `out`.
     /// With `inputs == None` every node's adjoint is returned instead (for inspection).
-    fn sweep(
+    fn sweep<'s>(
         &self,
-        seeds: impl IntoIterator<Item = (NodeId, ArrayD<T>)>,
+        seeds: impl IntoIterator<Item = (NodeId, Seed<'s, T>)>,
         top: usize,
         inputs: Option<&[Var<'_, T>]>,
         out: &mut dyn FnMut(usize, InputAdjoint<'_, T>),
@@ -155,6 +161,17 @@ impl<T: Scalar> Tape<T> {
             };
             let mut r = Ok(());
             for (id, s) in seeds {
+                let s = match s {
+                    Seed::Own(s) => s,
+                    Seed::Borrowed(s) => match bk.seed_matmul(id, s) {
+                        Ok(true) => continue,
+                        Ok(false) => bk.pool.copy(s),
+                        Err(e) => {
+                            r = Err(e);
+                            continue;
+                        }
+                    },
+                };
                 if let Err(e) = super::backward::Backend::<T>::accumulate(&mut bk, id, NH::Own(s)) {
                     r = Err(e);
                 }
@@ -243,15 +260,6 @@ impl<T: Scalar> Tape<T> {
         Ok(inner.pool.full(v.shape(), T::one()))
     }
 
-    /// A row-major copy of `a` in a pooled buffer (so seeds do not allocate in steady state).
-    fn pooled(&self, a: &ArrayD<T>) -> ArrayD<T> {
-        let mut inner = self.inner.borrow_mut();
-        match a.as_slice() {
-            Some(s) => inner.pool.copy_slice(a.shape(), s),
-            None => inner.pool.array(a.shape(), a.iter().copied()),
-        }
-    }
-
     /// ∂output/∂inputs for a scalar (one-element) `output`, one array per input, in its shape.
     pub fn grad(&self, output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
         let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
@@ -270,9 +278,12 @@ impl<T: Scalar> Tape<T> {
             ));
         }
         let seed = self.seed_ones(output)?;
-        self.sweep(std::iter::once((output.id, seed)), output.id.index(), Some(inputs), &mut |k, a| {
-            write_into(&mut out[k], a.get())
-        })?;
+        self.sweep(
+            std::iter::once((output.id, Seed::Own(seed))),
+            output.id.index(),
+            Some(inputs),
+            &mut |k, a| write_into(&mut out[k], a.get()),
+        )?;
         Ok(())
     }
 
@@ -286,11 +297,10 @@ impl<T: Scalar> Tape<T> {
                 format!("seed {:?} does not match output {:?}", seed.shape(), shape),
             ));
         }
-        let seed = self.pooled(seed);
-        self.vjp_multi(vec![(output.id, seed)], inputs)
+        self.vjp_multi(vec![(output.id, Seed::Borrowed(seed))], inputs)
     }
 
-    fn vjp_multi(&self, seeds: Vec<(NodeId, ArrayD<T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+    fn vjp_multi(&self, seeds: Vec<(NodeId, Seed<'_, T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
         let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
         let top = seeds.iter().map(|s| s.0.index()).max().unwrap_or(0);
         // The results are new arrays either way: moving an adjoint out saves copying it (the
@@ -319,7 +329,7 @@ impl<T: Scalar> Tape<T> {
         for r in 0..m {
             let mut seed = ArrayD::zeros(IxDyn(&oshape));
             seed.as_slice_mut().expect("row-major")[r] = T::one();
-            let rows = self.vjp_multi(vec![(output.id, seed)], inputs)?;
+            let rows = self.vjp_multi(vec![(output.id, Seed::Own(seed))], inputs)?;
             for (j, row) in jac.iter_mut().zip(rows) {
                 let n = row.len();
                 j.as_slice_mut().expect("row-major")[r * n..(r + 1) * n]
@@ -446,7 +456,8 @@ impl<T: Scalar> Tape<T> {
         let mark = self.len();
         let r = (|| {
             let gs = self.grad_graph_seeds(output, inputs)?;
-            let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, self.pooled(d))).collect();
+            // Borrowed: a seeded weight-gradient product runs its rule on the direction itself.
+            let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, Seed::Borrowed(d))).collect();
             self.vjp_multi(seeds, inputs)
         })();
         self.truncate(mark);
@@ -468,7 +479,7 @@ impl<T: Scalar> Tape<T> {
                 for e in 0..sizes[k] {
                     let mut seed = ArrayD::zeros(IxDyn(&g.shape()));
                     seed.as_slice_mut().expect("row-major")[e] = T::one();
-                    let parts = self.vjp_multi(vec![(g.id, seed)], inputs)?;
+                    let parts = self.vjp_multi(vec![(g.id, Seed::Own(seed))], inputs)?;
                     let flat: Vec<T> = parts.iter().flat_map(|p| p.iter().copied()).collect();
                     h.row_mut(row).assign(&ndarray::ArrayView1::from(&flat));
                     row += 1;
@@ -486,7 +497,7 @@ impl<T: Scalar> Tape<T> {
         self.check_all(&[output], &[])?;
         let seed = self.seed_ones(output)?;
         let mut all = self
-            .sweep(std::iter::once((output.id, seed)), output.id.index(), None, &mut |_, _| {})?
+            .sweep(std::iter::once((output.id, Seed::Own(seed))), output.id.index(), None, &mut |_, _| {})?
             .unwrap_or_default();
         all.resize_with(self.len(), || None);
         Ok(all)
@@ -700,6 +711,35 @@ mod tests {
         for (&hx, &x0) in h[0].iter().zip(&x) {
             let t = x0.tanh();
             assert!((hx + 2.0 * t * (1.0 - t * t)).abs() < 1e-14);
+        }
+    }
+    /// A borrowed seed on a matrix product runs the product's rule on the seed itself
+    /// (`Numeric::seed_matmul`): equal to the rule's formulas for every transpose flag, and a
+    /// column-major seed (copied instead) gives the same result.
+    #[test]
+    fn vjp_seeding_a_matmul_directly_matches_the_formulas() {
+        use ndarray::Ix2;
+        let det = |shape: [usize; 2], s: usize| {
+            ArrayD::from_shape_fn(IxDyn(&shape), |i| ((i[0] * 7 + i[1] * 3 + s) % 11) as f64 - 5.0)
+        };
+        let (m, k, n) = (5, 4, 3);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let (a, b, g) = (det(sa, 1), det(sb, 2), det([m, n], 3));
+            let tape = Tape::<f64>::new();
+            let (av, bv) = (tape.var(&a), tape.var(&b));
+            let y = av.matmul_t(bv, ta, tb);
+            let r = tape.vjp(y, &[av, bv], &g).unwrap();
+            let m2 = |x: &ArrayD<f64>| x.clone().into_dimensionality::<Ix2>().unwrap();
+            let op = |x: &ArrayD<f64>, t: bool| if t { m2(x).reversed_axes() } else { m2(x) };
+            let ga = m2(&g).dot(&op(&b, tb).t());
+            let gb = op(&a, ta).t().dot(&m2(&g));
+            assert_eq!(r[0], if ta { ga.reversed_axes() } else { ga }.into_dyn(), "ta={ta} tb={tb}");
+            assert_eq!(r[1], if tb { gb.reversed_axes() } else { gb }.into_dyn(), "ta={ta} tb={tb}");
+            let g_cols = m2(&g).reversed_axes().as_standard_layout().into_owned().reversed_axes().into_dyn();
+            assert!(!g_cols.is_standard_layout());
+            assert_eq!(tape.vjp(y, &[av, bv], &g_cols).unwrap(), r);
         }
     }
 }
