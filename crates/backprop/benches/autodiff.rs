@@ -42,13 +42,25 @@
 //! 0.826 ms, forward+backward 1.80 ms (2.18); mlp100k gradient 1.73 ms, HVP 3.73 ms (2.16). Both
 //! got faster (3.14 → 1.73 ms, 5.94 → 3.73 ms) but the gradient more, so the HVP/gradient ratio
 //! rose from 1.89 above the ≤ 2 target.
+//!
+//! Session 4 (13:37–13:44, NOT quiet: load 5–7 from other builds, criterion means useless), the
+//! session's start (`27173a9`) and end binaries alternated with `AD_MIN=150` (8 runs each) and
+//! `AD_MIN784=60` (6 runs each), medians of the per-run minimums: mlp100k gradient 1.48 → 1.40
+//! ms, HVP 3.51 → 3.21 ms, HVP/gradient 2.38 → 2.29 (median interleaved pair 2.51 → 2.38);
+//! mlp784 forward 0.75 → 0.75 ms, forward+backward 1.57 → 1.41 ms (2.09 → 1.88). What changed:
+//! a matmul's two adjoint products run side by side on one thread each; tanh's recorded adjoint
+//! is one `tanh_grad` node; product outputs skip the zero-fill; HVP seeds and results are not
+//! copied. HVP ≤ 2× gradient is NOT met under this load: the HVP does 2.43× the gradient's GEMM
+//! flop here (reverse over reverse: forward, the recorded backward without the weight
+//! products, then 6 layer-2-sized products in the second sweep against the gradient's 3), so
+//! the ratio falls below 2 only where the HVP's extra products use the second core.
 
 use std::hint::black_box;
 
 use backprop::Scalar;
 use backprop::autodiff::{Tape, Var, notebook_network};
 use backprop::notebook::{self, Weights};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 
 fn pseudo<T: Scalar>(shape: &[usize], seed: u64, scale: f64) -> ArrayD<T> {
@@ -194,4 +206,85 @@ fn hvp_bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, notebook_bench, mlp784_bench, hvp_bench);
-criterion_main!(benches);
+
+/// The minimum and median of `v`.
+fn min_med(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2])
+}
+
+/// `AD_MIN=n`: n mlp100k gradient and HVP steps, interleaved, printing the minimum and median
+/// of each (ms) and their ratios; `AD_MIN784=n`: the same for mlp784 forward vs forward +
+/// backward. For A/B runs of two binaries on a loaded machine, where criterion's means move
+/// ±30 % but per-run minimums and interleaved pairs stay comparable.
+fn min_of_runs() -> bool {
+    let steps = |var: &str| std::env::var(var).ok().and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0);
+    if let Some(n) = steps("AD_MIN784") {
+        let mlp = Mlp::<f32>::new(&[784, 256, 256, 10], 1);
+        let x = pseudo::<f32>(&[128, 784], 9, 1.0);
+        let classes: Vec<usize> = (0..128).map(|i| (i * 7) % 10).collect();
+        let mut tape = Tape::<f32>::with_capacity(64);
+        let mut grads: Vec<ArrayD<f32>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+        let (mut tf, mut tb) = (vec![], vec![]);
+        for _ in 0..n {
+            let t = std::time::Instant::now();
+            tape.reset();
+            let (loss, _) = mlp.record(&tape, &x, &classes, |z| z.relu());
+            black_box(loss.item().expect("finite"));
+            tf.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = std::time::Instant::now();
+            tape.reset();
+            let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.relu());
+            tape.grad_into(loss, &params, &mut grads).expect("gradient");
+            black_box(&grads);
+            tb.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let ((f0, f1), (b0, b1)) = (min_med(tf), min_med(tb));
+        println!(
+            "mlp784 forward min {f0:.3} med {f1:.3} | forward+backward min {b0:.3} med {b1:.3} | ratio(min) {:.2}",
+            b0 / f0
+        );
+        return true;
+    }
+    let Some(n) = steps("AD_MIN") else { return false };
+    let mlp = Mlp::<f64>::new(&[100, 256, 256, 10], 3);
+    let x = pseudo::<f64>(&[128, 100], 11, 1.0);
+    let classes: Vec<usize> = (0..128).map(|i| (i * 3) % 10).collect();
+    let mut tape = Tape::<f64>::with_capacity(256);
+    let v: Vec<ArrayD<f64>> = mlp
+        .weights
+        .iter()
+        .zip(&mlp.biases)
+        .flat_map(|(w, b)| [pseudo::<f64>(w.shape(), 5, 1.0), pseudo::<f64>(b.shape(), 6, 1.0)])
+        .collect();
+    let mut grads: Vec<ArrayD<f64>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
+    let (mut tg, mut th) = (vec![], vec![]);
+    for _ in 0..n {
+        let t = std::time::Instant::now();
+        tape.reset();
+        let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+        tape.grad_into(loss, &params, &mut grads).expect("gradient");
+        black_box(&grads);
+        tg.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = std::time::Instant::now();
+        tape.reset();
+        let (loss, params) = mlp.record(&tape, &x, &classes, |z| z.tanh());
+        black_box(tape.hvp(loss, &params, &v).expect("hvp"));
+        th.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let pairs: Vec<f64> = tg.iter().zip(&th).map(|(g, h)| h / g).collect();
+    let ((g0, g1), (h0, h1), (_, r)) = (min_med(tg), min_med(th), min_med(pairs));
+    println!(
+        "mlp100k gradient min {g0:.3} med {g1:.3} | hvp min {h0:.3} med {h1:.3} | ratio(min) {:.2} ratio(median pair) {r:.2}",
+        h0 / g0
+    );
+    true
+}
+
+fn main() {
+    if min_of_runs() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -88,6 +88,12 @@ pub(crate) trait Backend<'t, T: Scalar> {
         let r = self.matmul(a, ta, b, tb)?;
         self.accumulate(id, r)
     }
+    /// Both operands' adjoints of a matrix product, `x̄ += op(a)·op(b)` for each `(x, a, ta, b,
+    /// tb)`: two independent products, which the numeric path may run side by side.
+    fn matmul_acc_pair(&mut self, p: MatAcc<'_, Self::H>, q: MatAcc<'_, Self::H>) -> Result<()> {
+        self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
+        self.matmul_acc(q.0, q.1, q.2, q.3, q.4)
+    }
     fn slice(&mut self, h: &Self::H, axis: usize, start: usize, end: usize) -> Result<Self::H>;
     fn pad(&mut self, h: &Self::H, axis: usize, start: usize, len: usize) -> Result<Self::H>;
     fn index_select(&mut self, h: &Self::H, axis: usize, index: &Rc<[usize]>) -> Result<Self::H>;
@@ -105,6 +111,9 @@ pub(crate) trait Backend<'t, T: Scalar> {
     /// One-hot mask of the first maximum (minimum) of node `a` along `axis`.
     fn extreme_mask(&mut self, a: NodeId, axis: usize, max: bool) -> Rc<ArrayD<bool>>;
 }
+
+/// One product of [`Backend::matmul_acc_pair`]: `(x, a, ta, b, tb)` for `x̄ += op(a)·op(b)`.
+pub(crate) type MatAcc<'h, H> = (NodeId, &'h H, bool, &'h H, bool);
 
 /// `rule2!(bk, &g, (a, b), y; |g, a, b, y| expr)`: one operand's adjoint of a binary op, in
 /// the output's shape (the caller sums it down to the operand's shape).
@@ -178,9 +187,9 @@ macro_rules! unary_rules {
                 let $f = $mk!(|g, _x, y| g * y * y.one_minus());
                 $body
             }
-            // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ  (y² one node when recorded: its derivative sees one operand)
+            // y = tanh x  ⇒  x̄ = (1 − y²)·ȳ  (one `tanh_grad` node when recorded)
             Unary::Tanh => {
-                let $f = $mk!(|g, _x, y| g * y.square().one_minus());
+                let $f = $mk!(|g, _x, y| g.times_tanh_slope(y));
                 $body
             }
             // y = max(x, 0)  ⇒  x̄ = 1[x > 0]·ȳ
@@ -331,6 +340,20 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
                     }
                     bk.done(g);
                 }
+                // y = a ⊙ (1 − b²)  ⇒  ā = Σ ȳ ⊙ (1 − b²),  b̄ = −2 Σ ȳ ⊙ a ⊙ b
+                Binary::TanhGrad => {
+                    if wa {
+                        let ga = rule2!(bk, &g, (a, b), y; |g, _a, b, _y| g.times_tanh_slope(b));
+                        let ga = bk.sum_to(ga, sa.slice())?;
+                        bk.accumulate(a, ga)?;
+                    }
+                    if wb {
+                        let gb = rule2!(bk, &g, (a, b), y; |g, a, b, _y| g * a * b * T::of(-2.0));
+                        let gb = bk.sum_to(gb, sb.slice())?;
+                        bk.accumulate(b, gb)?;
+                    }
+                    bk.done(g);
+                }
             }
         }
         Op::MatMul { a, b, ta, tb } => {
@@ -352,6 +375,19 @@ pub(crate) fn backward_rule<'t, T: Scalar, B: Backend<'t, T>>(
             }
             let g2 = if a1 || b1 { bk.reshape(g, py.slice())? } else { g };
             let (wa, wb) = (bk.wants(a), bk.wants(b));
+            if wa && wb && !a1 && !b1 && sa.ndim() == sy.ndim() && sb.ndim() == sy.ndim() {
+                // Both adjoints have their operand's shape: two independent products.
+                let (an, bn) = (bk.node(a), bk.node(b));
+                let pa: MatAcc<'_, B::H> =
+                    if !ta { (a, &g2, false, &bn, !tb) } else { (a, &bn, tb, &g2, true) };
+                let pb: MatAcc<'_, B::H> =
+                    if !tb { (b, &an, !ta, &g2, false) } else { (b, &g2, true, &an, ta) };
+                bk.matmul_acc_pair(pa, pb)?;
+                bk.done(an);
+                bk.done(bn);
+                bk.done(g2);
+                return Ok(());
+            }
             if wa {
                 let bn = bk.node(b);
                 let bn = if b1 { bk.reshape(bn, pb.slice())? } else { bn };
@@ -562,12 +598,90 @@ pub(crate) struct Numeric<'a, T> {
     pub(crate) current: usize,
 }
 
+/// `(x, a, ta, b, tb)` for `x̄ (+)= op(a)·op(b)`, operands as arrays.
+type ArrAcc<'h, T> = (usize, &'h ArrayD<T>, bool, &'h ArrayD<T>, bool);
+
 impl<T: Scalar> Numeric<'_, T> {
     fn own(&mut self, h: NH<T>) -> ArrayD<T> {
         match h {
             NH::Own(a) => a,
             NH::Node(i) => self.pool.copy(&self.nodes[i.index()].value),
         }
+    }
+
+    /// Two products into two different adjoints, side by side (the caller checked
+    /// [`k::pair_side_by_side`]); a missing adjoint takes its product (accumulate = false: its
+    /// stale buffer is overwritten).
+    fn pair_side_by_side(&mut self, p: ArrAcc<'_, T>, q: ArrAcc<'_, T>) -> Result<()> {
+        let (i, j) = (p.0, q.0);
+        let (acc_p, acc_q) = (self.adj[i].is_some(), self.adj[j].is_some());
+        for x in [&p, &q] {
+            if self.adj[x.0].is_none() {
+                let shape = k::matmul_shape(x.1.shape(), x.2, x.3.shape(), x.4)?;
+                self.adj[x.0] = Some(self.pool.stale(shape.slice(), T::zero()));
+            }
+        }
+        let [Some(op), Some(oq)] = self.adj.get_disjoint_mut([i, j]).expect("distinct adjoints") else {
+            unreachable!("both adjoints were just created")
+        };
+        k::matmul_acc_pair(
+            k::AccProduct { out: op, accumulate: acc_p, a: p.1, ta: p.2, b: p.3, tb: p.4 },
+            k::AccProduct { out: oq, accumulate: acc_q, a: q.1, ta: q.2, b: q.3, tb: q.4 },
+        )
+    }
+
+    /// `x̄ (+)= op(a)·op(b)` for a relevant `x` (no NaN/∞ check: callers run without it).
+    fn acc_product(&mut self, (x, a, ta, b, tb): ArrAcc<'_, T>) -> Result<()> {
+        match &mut self.adj[x] {
+            Some(acc) => k::matmul_acc(acc, a, ta, b, tb),
+            None => {
+                self.adj[x] = Some(k::matmul(self.pool, a, ta, b, tb)?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Seeds a 2-D matrix-product node with a borrowed adjoint `g` by running its rule on `g`
+    /// directly, instead of copying `g` into the node's adjoint first (a Hessian-vector product
+    /// seeds each weight's gradient product with a direction of the weight's size). By
+    /// linearity this equals seeding the node: its rule then runs on whatever else reaches it.
+    /// `false` (nothing done) for other nodes, or with the NaN/∞ check on.
+    pub(crate) fn seed_matmul(&mut self, id: NodeId, g: &ArrayD<T>) -> Result<bool> {
+        let i = id.index();
+        let n = self.nodes;
+        let Op::MatMul { a, b, ta, tb } = n[i].op else { return Ok(false) };
+        let (a, b) = (a.index(), b.index());
+        let (av, bv) = (&n[a].value, &n[b].value);
+        if self.check_finite
+            || av.ndim() != 2
+            || bv.ndim() != 2
+            || g.shape() != n[i].value.shape()
+            || !g.is_standard_layout()
+        {
+            return Ok(false);
+        }
+        if !self.relevant[i] {
+            return Ok(true);
+        }
+        // Y = op(A)·op(B):  Ā += Ȳ·op(B)ᵀ (op(B)·Ȳᵀ for a transposed A),  B̄ += op(A)ᵀ·Ȳ (Ȳᵀ·op(A)).
+        let pa: ArrAcc<'_, T> = if !ta { (a, g, false, bv, !tb) } else { (a, bv, tb, g, true) };
+        let pb: ArrAcc<'_, T> = if !tb { (b, av, !ta, g, false) } else { (b, g, true, av, ta) };
+        let (wa, wb) = (self.relevant[a], self.relevant[b]);
+        if wa
+            && wb
+            && a != b
+            && k::pair_side_by_side((pa.1.shape(), pa.2, pa.3.shape()), (pb.1.shape(), pb.2, pb.3.shape()))
+        {
+            self.pair_side_by_side(pa, pb)?;
+        } else {
+            if wa {
+                self.acc_product(pa)?;
+            }
+            if wb {
+                self.acc_product(pb)?;
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -742,6 +856,26 @@ impl<'t, T: Scalar> Backend<'t, T> for Numeric<'_, T> {
         }
         let r = self.matmul(a, ta, b, tb)?;
         self.accumulate(id, r)
+    }
+    fn matmul_acc_pair(&mut self, p: MatAcc<'_, NH<T>>, q: MatAcc<'_, NH<T>>) -> Result<()> {
+        let (i, j) = (p.0.index(), q.0.index());
+        fn shapes<'h, T>(n: &'h [Node<T>], x: &MatAcc<'h, NH<T>>) -> (&'h [usize], bool, &'h [usize]) {
+            (res(n, x.1).shape(), x.2, res(n, x.3).shape())
+        }
+        let n = self.nodes;
+        if self.check_finite
+            || i == j
+            || !self.relevant[i]
+            || !self.relevant[j]
+            || !k::pair_side_by_side(shapes(n, &p), shapes(n, &q))
+        {
+            self.matmul_acc(p.0, p.1, p.2, p.3, p.4)?;
+            return self.matmul_acc(q.0, q.1, q.2, q.3, q.4);
+        }
+        self.pair_side_by_side(
+            (i, res(n, p.1), p.2, res(n, p.3), p.4),
+            (j, res(n, q.1), q.2, res(n, q.3), q.4),
+        )
     }
     fn slice(&mut self, h: &NH<T>, axis: usize, start: usize, end: usize) -> Result<NH<T>> {
         Ok(NH::Own(k::slice(self.pool, res(self.nodes, h), axis, start, end)?))

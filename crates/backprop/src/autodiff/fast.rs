@@ -132,6 +132,7 @@ pub(crate) fn backward_step<'v, T: Scalar>(
                     Binary::Add | Binary::Sub => scatter_bc(ab, bca, n, |j| g[j]),
                     Binary::Mul => scatter_bc(ab, bca, n, |j| g[j] * bv[at(bcb, j)]),
                     Binary::Div => scatter_bc(ab, bca, n, |j| g[j] / bv[at(bcb, j)]),
+                    Binary::TanhGrad => scatter_bc(ab, bca, n, |j| g[j].times_tanh_slope(bv[at(bcb, j)])),
                 }
             }
             if rel[b] {
@@ -142,6 +143,10 @@ pub(crate) fn backward_step<'v, T: Scalar>(
                     Binary::Sub => scatter_bc(bb, bcb, n, |j| -g[j]),
                     Binary::Mul => scatter_bc(bb, bcb, n, |j| g[j] * av[at(bca, j)]),
                     Binary::Div => scatter_bc(bb, bcb, n, |j| -(g[j] * yv[j]) / bv[at(bcb, j)]),
+                    // a ⊙ (1 − b²) ⇒ b̄ = −2 Σ ȳ·a·b
+                    Binary::TanhGrad => {
+                        scatter_bc(bb, bcb, n, |j| g[j] * av[at(bca, j)] * bv[at(bcb, j)] * T::of(-2.0))
+                    }
                 }
             }
         }

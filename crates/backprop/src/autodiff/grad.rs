@@ -42,6 +42,27 @@ fn mark_relevant<T: Scalar>(
     }
 }
 
+/// A sweep's seed adjoint: owned, or borrowed from the caller (copied only where needed).
+enum Seed<'s, T> {
+    Own(ArrayD<T>),
+    Borrowed(&'s ArrayD<T>),
+}
+
+/// An input's adjoint at the end of a sweep: to read, or (its last use) to take.
+enum InputAdjoint<'a, T> {
+    Read(&'a ArrayD<T>),
+    Take(&'a mut ArrayD<T>),
+}
+
+impl<T> InputAdjoint<'_, T> {
+    fn get(&self) -> &ArrayD<T> {
+        match self {
+            InputAdjoint::Read(a) => a,
+            InputAdjoint::Take(a) => a,
+        }
+    }
+}
+
 /// Nodes up to this many elements run their slice rule ([`super::fast`]) in the numeric sweep.
 const FAST_NODE: usize = 1024;
 
@@ -111,12 +132,12 @@ impl<T: Scalar> Tape<T> {
     /// The numeric reverse sweep. `seeds` are `(node, adjoint)` pairs; returns the adjoints of
     /// `inputs` (zeros when an input does not influence the seeds), written into `out`.
     /// With `inputs == None` every node's adjoint is returned instead (for inspection).
-    fn sweep(
+    fn sweep<'s>(
         &self,
-        seeds: impl IntoIterator<Item = (NodeId, ArrayD<T>)>,
+        seeds: impl IntoIterator<Item = (NodeId, Seed<'s, T>)>,
         top: usize,
         inputs: Option<&[Var<'_, T>]>,
-        out: &mut dyn FnMut(usize, &ArrayD<T>),
+        out: &mut dyn FnMut(usize, InputAdjoint<'_, T>),
     ) -> Result<Option<Vec<Option<ArrayD<T>>>>> {
         let mut guard = self.inner.borrow_mut();
         let inner = &mut *guard;
@@ -140,6 +161,17 @@ impl<T: Scalar> Tape<T> {
             };
             let mut r = Ok(());
             for (id, s) in seeds {
+                let s = match s {
+                    Seed::Own(s) => s,
+                    Seed::Borrowed(s) => match bk.seed_matmul(id, s) {
+                        Ok(true) => continue,
+                        Ok(false) => bk.pool.copy(s),
+                        Err(e) => {
+                            r = Err(e);
+                            continue;
+                        }
+                    },
+                };
                 if let Err(e) = super::backward::Backend::<T>::accumulate(&mut bk, id, NH::Own(s)) {
                     r = Err(e);
                 }
@@ -195,11 +227,16 @@ impl<T: Scalar> Tape<T> {
         }
         let inputs = inputs.unwrap_or_default();
         for (k, id) in inputs.iter().enumerate() {
-            match inner.adjoints.get(id.id.index()).and_then(|a| a.as_ref()) {
-                Some(a) => out(k, a),
+            let i = id.id.index();
+            // The last request of an input may take its adjoint (an earlier one, for an input
+            // listed twice, only reads it).
+            let last = !inputs[k + 1..].iter().any(|x| x.id.index() == i);
+            match inner.adjoints.get_mut(i).and_then(|a| a.as_mut()) {
+                Some(a) if last => out(k, InputAdjoint::Take(a)),
+                Some(a) => out(k, InputAdjoint::Read(a)),
                 None => {
-                    let z = inner.pool.full(inner.nodes[id.id.index()].value.shape(), T::zero());
-                    out(k, &z);
+                    let z = inner.pool.full(inner.nodes[i].value.shape(), T::zero());
+                    out(k, InputAdjoint::Read(&z));
                     inner.pool.recycle(z);
                 }
             }
@@ -223,15 +260,6 @@ impl<T: Scalar> Tape<T> {
         Ok(inner.pool.full(v.shape(), T::one()))
     }
 
-    /// A row-major copy of `a` in a pooled buffer (so seeds do not allocate in steady state).
-    fn pooled(&self, a: &ArrayD<T>) -> ArrayD<T> {
-        let mut inner = self.inner.borrow_mut();
-        match a.as_slice() {
-            Some(s) => inner.pool.copy_slice(a.shape(), s),
-            None => inner.pool.array(a.shape(), a.iter().copied()),
-        }
-    }
-
     /// ∂output/∂inputs for a scalar (one-element) `output`, one array per input, in its shape.
     pub fn grad(&self, output: Var<'_, T>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
         let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
@@ -250,9 +278,12 @@ impl<T: Scalar> Tape<T> {
             ));
         }
         let seed = self.seed_ones(output)?;
-        self.sweep(std::iter::once((output.id, seed)), output.id.index(), Some(inputs), &mut |k, a| {
-            write_into(&mut out[k], a)
-        })?;
+        self.sweep(
+            std::iter::once((output.id, Seed::Own(seed))),
+            output.id.index(),
+            Some(inputs),
+            &mut |k, a| write_into(&mut out[k], a.get()),
+        )?;
         Ok(())
     }
 
@@ -266,14 +297,18 @@ impl<T: Scalar> Tape<T> {
                 format!("seed {:?} does not match output {:?}", seed.shape(), shape),
             ));
         }
-        let seed = self.pooled(seed);
-        self.vjp_multi(vec![(output.id, seed)], inputs)
+        self.vjp_multi(vec![(output.id, Seed::Borrowed(seed))], inputs)
     }
 
-    fn vjp_multi(&self, seeds: Vec<(NodeId, ArrayD<T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
+    fn vjp_multi(&self, seeds: Vec<(NodeId, Seed<'_, T>)>, inputs: &[Var<'_, T>]) -> Result<Vec<ArrayD<T>>> {
         let mut out: Vec<ArrayD<T>> = inputs.iter().map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
         let top = seeds.iter().map(|s| s.0.index()).max().unwrap_or(0);
-        self.sweep(seeds, top, Some(inputs), &mut |k, a| write_into(&mut out[k], a))?;
+        // The results are new arrays either way: moving an adjoint out saves copying it (the
+        // pool allocates its buffer again instead, as the copy would have).
+        self.sweep(seeds, top, Some(inputs), &mut |k, a| match a {
+            InputAdjoint::Take(a) => out[k] = std::mem::replace(a, ArrayD::zeros(IxDyn(&[0]))),
+            InputAdjoint::Read(a) => out[k] = a.to_owned(),
+        })?;
         Ok(out)
     }
 
@@ -294,7 +329,7 @@ impl<T: Scalar> Tape<T> {
         for r in 0..m {
             let mut seed = ArrayD::zeros(IxDyn(&oshape));
             seed.as_slice_mut().expect("row-major")[r] = T::one();
-            let rows = self.vjp_multi(vec![(output.id, seed)], inputs)?;
+            let rows = self.vjp_multi(vec![(output.id, Seed::Own(seed))], inputs)?;
             for (j, row) in jac.iter_mut().zip(rows) {
                 let n = row.len();
                 j.as_slice_mut().expect("row-major")[r * n..(r + 1) * n]
@@ -421,7 +456,8 @@ impl<T: Scalar> Tape<T> {
         let mark = self.len();
         let r = (|| {
             let gs = self.grad_graph_seeds(output, inputs)?;
-            let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, self.pooled(d))).collect();
+            // Borrowed: a seeded weight-gradient product runs its rule on the direction itself.
+            let seeds = gs.iter().zip(v).map(|(g, d)| (g.id, Seed::Borrowed(d))).collect();
             self.vjp_multi(seeds, inputs)
         })();
         self.truncate(mark);
@@ -443,7 +479,7 @@ impl<T: Scalar> Tape<T> {
                 for e in 0..sizes[k] {
                     let mut seed = ArrayD::zeros(IxDyn(&g.shape()));
                     seed.as_slice_mut().expect("row-major")[e] = T::one();
-                    let parts = self.vjp_multi(vec![(g.id, seed)], inputs)?;
+                    let parts = self.vjp_multi(vec![(g.id, Seed::Own(seed))], inputs)?;
                     let flat: Vec<T> = parts.iter().flat_map(|p| p.iter().copied()).collect();
                     h.row_mut(row).assign(&ndarray::ArrayView1::from(&flat));
                     row += 1;
@@ -461,7 +497,7 @@ impl<T: Scalar> Tape<T> {
         self.check_all(&[output], &[])?;
         let seed = self.seed_ones(output)?;
         let mut all = self
-            .sweep(std::iter::once((output.id, seed)), output.id.index(), None, &mut |_, _| {})?
+            .sweep(std::iter::once((output.id, Seed::Own(seed))), output.id.index(), None, &mut |_, _| {})?
             .unwrap_or_default();
         all.resize_with(self.len(), || None);
         Ok(all)
@@ -556,5 +592,154 @@ mod tests {
         // A public recorded gradient is never pending.
         let g = tape.grad_graph(l, &p).unwrap();
         assert!(g.iter().all(|v| !tape.is_pending(v.id)));
+    }
+
+    /// The two adjoint products of a large matrix product run side by side
+    /// ([`super::super::kernels::matmul_acc_pair`]); they must equal the products one at a time,
+    /// for every transpose flag, into a fresh adjoint and into one that already holds a sum.
+    #[test]
+    fn side_by_side_matmul_adjoints_match_the_products() {
+        use super::super::kernels::pair_side_by_side;
+        use ndarray::Ix2;
+        let det = |shape: [usize; 2], s: usize| {
+            ArrayD::from_shape_fn(IxDyn(&shape), |i| ((i[0] * 7 + i[1] * 3 + s) % 11) as f64 / 11.0 - 0.5)
+        };
+        let close = |x: &ArrayD<f64>, y: &ndarray::Array2<f64>| {
+            x.iter().zip(y.iter()).all(|(a, b)| (a - b).abs() <= 1e-12 * (1.0 + b.abs()))
+        };
+        let (m, k, n) = (64, 128, 128);
+        assert!(2 * m * k * n >= super::super::kernels::PAIR_FLOP);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let (a, b, b2) = (det(sa, 1), det(sb, 2), det(sb, 3));
+            let (c, d) = (det([m, n], 4), det([m, n], 5));
+            let tape = Tape::<f64>::new();
+            let (av, bv, b2v) = (tape.var(&a), tape.var(&b), tape.var(&b2));
+            // a in two products: the second one's rule runs first and creates ā, so the first
+            // one's pair adds into it.
+            let y = av.matmul_t(bv, ta, tb);
+            let z = av.matmul_t(b2v, ta, tb);
+            let loss = (y * &c).sum() + (z * &d).sum();
+            if rayon::current_num_threads() > 1 {
+                assert!(pair_side_by_side((&sa, ta, &sb), (&sa, ta, &sb)));
+            }
+            let g = tape.grad(loss, &[av, bv, b2v]).unwrap();
+            let m2 = |x: &ArrayD<f64>| x.clone().into_dimensionality::<Ix2>().unwrap();
+            let op = |x: &ArrayD<f64>, t: bool| if t { m2(x).reversed_axes() } else { m2(x) };
+            // ∂/∂op(a) = C·op(b)ᵀ + D·op(b2)ᵀ, ∂/∂op(b) = op(a)ᵀ·C; transposed back when read so.
+            let ga = m2(&c).dot(&op(&b, tb).t()) + m2(&d).dot(&op(&b2, tb).t());
+            let gb = op(&a, ta).t().dot(&m2(&c));
+            let ga = if ta { ga.reversed_axes() } else { ga };
+            let gb = if tb { gb.reversed_axes() } else { gb };
+            assert!(close(&g[0], &ga), "ā for ta={ta} tb={tb}");
+            assert!(close(&g[1], &gb), "b̄ for ta={ta} tb={tb}");
+            // Deterministic: the same gradient again, bit for bit.
+            assert_eq!(tape.grad(loss, &[av, bv, b2v]).unwrap(), g);
+        }
+    }
+
+    /// An HVP whose second sweep runs the large adjoint products side by side agrees with
+    /// central differences of gradients along `v`: `H·v ≈ (∇L(θ + εv) − ∇L(θ − εv))/2ε`.
+    #[test]
+    fn hvp_with_side_by_side_products_matches_finite_differences() {
+        let det = |shape: &[usize], s: usize, scale: f64| {
+            ArrayD::from_shape_fn(IxDyn(shape), |i| {
+                (((i[0] * 13 + i[1] * 7 + s) % 17) as f64 / 17.0 - 0.5) * scale
+            })
+        };
+        let (batch, d, h) = (64, 64, 128);
+        let x = det(&[batch, d], 1, 1.0);
+        let w1 = det(&[h, d], 2, 0.25);
+        let w2 = det(&[h, h], 3, 0.18);
+        let w3 = det(&[1, h], 4, 0.2);
+        fn mlp<'t>(
+            t: &'t Tape<f64>,
+            x: &ArrayD<f64>,
+            w: [&ArrayD<f64>; 3],
+        ) -> (Var<'t, f64>, [Var<'t, f64>; 3]) {
+            let ps = [t.var(w[0]), t.var(w[1]), t.var(w[2])];
+            let xv = t.constant(x);
+            let a = xv.matmul_t(ps[0], false, true).tanh();
+            let b = a.matmul_t(ps[1], false, true).tanh();
+            (b.matmul_t(ps[2], false, true).tanh().square().mean(), ps)
+        }
+        let v = [det(&[h, d], 5, 1.0), det(&[h, h], 6, 1.0), det(&[1, h], 7, 1.0)];
+        let tape = Tape::<f64>::new();
+        let (l, ps) = mlp(&tape, &x, [&w1, &w2, &w3]);
+        let hv = tape.hvp(l, &ps, &v).unwrap();
+        let eps = 1e-5;
+        let grad_at = |s: f64| {
+            let t = Tape::<f64>::new();
+            let shifted = [&w1 + &(&v[0] * s), &w2 + &(&v[1] * s), &w3 + &(&v[2] * s)];
+            let (l, ps) = mlp(&t, &x, [&shifted[0], &shifted[1], &shifted[2]]);
+            t.grad(l, &ps).unwrap()
+        };
+        let (gp, gm) = (grad_at(eps), grad_at(-eps));
+        for k in 0..3 {
+            let fd = (&gp[k] - &gm[k]) / (2.0 * eps);
+            let scale = fd.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let err = hv[k].iter().zip(&fd).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err <= 1e-6 * (1.0 + scale), "input {k}: max error {err} (scale {scale})");
+        }
+        assert_eq!(tape.hvp(l, &ps, &v).unwrap(), hv, "deterministic");
+    }
+    /// tanh's recorded gradient is one `tanh_grad` node; differentiating it again (its own rule,
+    /// on numbers and recorded) gives tanh's second and third derivatives:
+    /// t = tanh s, f′ = 1 − t², f″ = −2t(1 − t²), f‴ = (1 − t²)(6t² − 2).
+    #[test]
+    fn tanh_grad_node_differentiates_to_third_order() {
+        let s0 = 0.7f64;
+        let tape = Tape::<f64>::new();
+        let s = tape.scalar(s0);
+        let f = s.tanh();
+        let d1 = tape.grad_graph(f, &[s]).unwrap()[0];
+        assert!(tape.nodes().iter().any(|n| n.op.name() == "tanh_grad"));
+        assert!(!tape.nodes().iter().any(|n| n.op.name() == "square"));
+        let d2 = tape.grad_graph(d1, &[s]).unwrap()[0];
+        let d3 = tape.grad(d2, &[s]).unwrap()[0].sum();
+        let t = s0.tanh();
+        let u = 1.0 - t * t;
+        assert!((d1.item().unwrap() - u).abs() < 1e-15);
+        assert!((d2.item().unwrap() + 2.0 * t * u).abs() < 1e-15);
+        assert!((d3 - u * (6.0 * t * t - 2.0)).abs() < 1e-14, "{d3}");
+        // The same on a tensor above the slice-rule size (the tensor rules of `tanh_grad`).
+        let x = ArrayD::from_shape_fn(IxDyn(&[40, 40]), |i| (i[0] as f64 - i[1] as f64) / 40.0);
+        let xv = tape.var(&x);
+        let g = tape.grad_graph(xv.tanh().sum(), &[xv]).unwrap()[0];
+        let h = tape.grad(g.sum(), &[xv]).unwrap();
+        for (&hx, &x0) in h[0].iter().zip(&x) {
+            let t = x0.tanh();
+            assert!((hx + 2.0 * t * (1.0 - t * t)).abs() < 1e-14);
+        }
+    }
+    /// A borrowed seed on a matrix product runs the product's rule on the seed itself
+    /// (`Numeric::seed_matmul`): equal to the rule's formulas for every transpose flag, and a
+    /// column-major seed (copied instead) gives the same result.
+    #[test]
+    fn vjp_seeding_a_matmul_directly_matches_the_formulas() {
+        use ndarray::Ix2;
+        let det = |shape: [usize; 2], s: usize| {
+            ArrayD::from_shape_fn(IxDyn(&shape), |i| ((i[0] * 7 + i[1] * 3 + s) % 11) as f64 - 5.0)
+        };
+        let (m, k, n) = (5, 4, 3);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let sa = if ta { [k, m] } else { [m, k] };
+            let sb = if tb { [n, k] } else { [k, n] };
+            let (a, b, g) = (det(sa, 1), det(sb, 2), det([m, n], 3));
+            let tape = Tape::<f64>::new();
+            let (av, bv) = (tape.var(&a), tape.var(&b));
+            let y = av.matmul_t(bv, ta, tb);
+            let r = tape.vjp(y, &[av, bv], &g).unwrap();
+            let m2 = |x: &ArrayD<f64>| x.clone().into_dimensionality::<Ix2>().unwrap();
+            let op = |x: &ArrayD<f64>, t: bool| if t { m2(x).reversed_axes() } else { m2(x) };
+            let ga = m2(&g).dot(&op(&b, tb).t());
+            let gb = op(&a, ta).t().dot(&m2(&g));
+            assert_eq!(r[0], if ta { ga.reversed_axes() } else { ga }.into_dyn(), "ta={ta} tb={tb}");
+            assert_eq!(r[1], if tb { gb.reversed_axes() } else { gb }.into_dyn(), "ta={ta} tb={tb}");
+            let g_cols = m2(&g).reversed_axes().as_standard_layout().into_owned().reversed_axes().into_dyn();
+            assert!(!g_cols.is_standard_layout());
+            assert_eq!(tape.vjp(y, &[av, bv], &g_cols).unwrap(), r);
+        }
     }
 }

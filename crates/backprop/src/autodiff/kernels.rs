@@ -9,7 +9,7 @@
 use ndarray::{ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, Axis, Dimension, IxDyn, ShapeBuilder};
 
 use super::pool::Pool;
-use crate::tensor::gemm_into;
+use crate::tensor::{gemm_into, gemm_into_seq};
 use crate::{Error, Result, Scalar};
 
 type Arr<T> = ArrayD<T>;
@@ -499,7 +499,8 @@ pub(crate) fn matmul<T: Scalar>(
     tb: bool,
 ) -> Result<Arr<T>> {
     let shape = matmul_shape(a.shape(), ta, b.shape(), tb)?;
-    let mut out = pool.full(shape.slice(), T::zero());
+    // Every element is written below (accumulate = false), so no zero-fill first.
+    let mut out = pool.stale(shape.slice(), T::zero());
     // 1-D/2-D operands: read through strides, no 3-D views.
     if let (Some((m, k, sa)), Some((_, n, sb))) =
         (as_matrix(a.shape(), ta, true), as_matrix(b.shape(), tb, false))
@@ -529,6 +530,75 @@ pub(crate) fn matmul_acc<T: Scalar>(
         ));
     }
     matmul_write(out, true, a, ta, b, tb)
+}
+
+/// Products (2·m·n·k flop each) from this size run side by side in [`matmul_acc_pair`]; below
+/// it `rayon::join`'s hand-off costs more than the second core gains.
+pub(crate) const PAIR_FLOP: usize = 1 << 21;
+
+/// One product of [`matmul_acc_pair`]: `out (+)= op(a)·op(b)`, adding when `accumulate`.
+pub(crate) struct AccProduct<'x, T> {
+    pub(crate) out: &'x mut Arr<T>,
+    pub(crate) accumulate: bool,
+    pub(crate) a: &'x Arr<T>,
+    pub(crate) ta: bool,
+    pub(crate) b: &'x Arr<T>,
+    pub(crate) tb: bool,
+}
+
+/// A 2-D product of 2-D operands as `(c, a, b)` views (transposes read through strides), or
+/// `None` for other ranks; a shape error when `out` does not have the product's shape.
+#[allow(clippy::type_complexity)]
+fn views2<'x, T: Scalar>(
+    p: &'x mut AccProduct<'_, T>,
+) -> Result<Option<(ArrayViewMut2<'x, T>, ArrayView2<'x, T>, ArrayView2<'x, T>)>> {
+    let shape = matmul_shape(p.a.shape(), p.ta, p.b.shape(), p.tb)?;
+    if p.out.shape() != shape.slice() {
+        return Err(Error::shape(
+            "matmul",
+            format!("product {:?} added into {:?}", shape.slice(), p.out.shape()),
+        ));
+    }
+    if p.a.ndim() != 2 || p.b.ndim() != 2 {
+        return Ok(None);
+    }
+    let v = |x: &'x Arr<T>, t: bool| {
+        let v = x.view().into_dimensionality::<ndarray::Ix2>().expect("2-D");
+        if t { v.reversed_axes() } else { v }
+    };
+    let c = p.out.view_mut().into_dimensionality::<ndarray::Ix2>().expect("2-D");
+    Ok(Some((c, v(p.a, p.ta), v(p.b, p.tb))))
+}
+
+/// Whether two products of the given `(a, ta, b, tb)` operand shapes run side by side in
+/// [`matmul_acc_pair`]: both 2-D, both at least [`PAIR_FLOP`], and a second thread to run on.
+pub(crate) fn pair_side_by_side(p: (&[usize], bool, &[usize]), q: (&[usize], bool, &[usize])) -> bool {
+    // 2·m·n·k = 2·m·len(b), with m the rows of op(a).
+    let flop = |(a, ta, b): (&[usize], bool, &[usize])| match (a, b) {
+        ([r, c], [r2, c2]) => 2 * if ta { c } else { r } * r2 * c2,
+        _ => 0,
+    };
+    flop(p) >= PAIR_FLOP && flop(q) >= PAIR_FLOP && rayon::current_num_threads() > 1
+}
+
+/// The two independent products of a matrix product's backward pass (`Ā = Ȳ·Bᵀ`, `B̄ = Aᵀ·Ȳ`)
+/// into two different adjoints, side by side on one thread each (for pairs that
+/// [`pair_side_by_side`] accepts): neither waits at a GEMM's thread barriers, which beats each
+/// product on two threads in turn. Each output comes from the same single-product kernel
+/// whichever thread runs it, so results are deterministic.
+pub(crate) fn matmul_acc_pair<T: Scalar>(mut p: AccProduct<'_, T>, mut q: AccProduct<'_, T>) -> Result<()> {
+    let (acc1, acc2) = (p.accumulate, q.accumulate);
+    match (views2(&mut p)?, views2(&mut q)?) {
+        (Some((c1, a1, b1)), Some((c2, a2, b2))) => {
+            let (r1, r2) = rayon::join(
+                || gemm_into_seq(c1, acc1, T::one(), a1, b1),
+                || gemm_into_seq(c2, acc2, T::one(), a2, b2),
+            );
+            crate::tensor::clear_upper_simd_state();
+            r1.and(r2)
+        }
+        _ => Err(Error::Autodiff("internal: a side-by-side matmul pair needs 2-D operands".into())),
+    }
 }
 
 /// The shape of `op(a)·op(b)`, or the shape error naming both operands.
@@ -911,6 +981,27 @@ pub(crate) fn scatter_add<T: Scalar>(
 mod tests {
     use super::*;
     use ndarray::array;
+
+    /// A product's output comes from a reused buffer without a zero-fill: stale contents (NaN
+    /// here) must never leak into it, on the faer path, the small loops, or an empty inner axis.
+    #[test]
+    fn matmul_overwrites_a_stale_pooled_buffer() {
+        let f = |r: usize, c: usize, s: usize| {
+            ArrayD::from_shape_fn(IxDyn(&[r, c]), |i| ((i[0] * 5 + i[1] * 3 + s) % 7) as f64 - 3.0)
+        };
+        for (m, k, n) in [(40, 30, 20), (3, 4, 5), (1, 2, 3), (4, 0, 6)] {
+            let mut pool = Pool::default();
+            pool.recycle(ArrayD::from_elem(IxDyn(&[m * n]), f64::NAN));
+            let (a, b) = (f(m, k, 1), f(k, n, 2));
+            let r = matmul(&mut pool, &a, false, &b, false).unwrap();
+            let expect = a
+                .clone()
+                .into_dimensionality::<ndarray::Ix2>()
+                .unwrap()
+                .dot(&b.clone().into_dimensionality::<ndarray::Ix2>().unwrap());
+            assert_eq!(r, expect.into_dyn(), "{m}x{k}·{k}x{n}");
+        }
+    }
 
     #[test]
     fn broadcast_classes_index_like_numpy() {

@@ -72,6 +72,9 @@ pub enum Binary {
     Mul,
     /// `a ⊘ b`.
     Div,
+    /// `a ⊙ (1 − b²)`: tanh's adjoint `ȳ·(1 − y²)` as one op, so a recorded gradient of tanh
+    /// is one node (and one rule when differentiated again) instead of square, 1 − ·, and ⊙.
+    TanhGrad,
 }
 
 /// One recorded operation; its operands are earlier nodes of the same tape.
@@ -235,6 +238,7 @@ impl<T: std::fmt::Display> Op<T> {
                 Binary::Sub => "sub".into(),
                 Binary::Mul => "mul".into(),
                 Binary::Div => "div".into(),
+                Binary::TanhGrad => "tanh_grad".into(),
             },
             Op::MatMul { ta, tb, .. } => match (ta, tb) {
                 (false, false) => "matmul".into(),

@@ -21,7 +21,7 @@ use super::kernels::{Strided, gemm_strided, sl};
 use super::op::{Binary, Op};
 use super::pool::Pool;
 use super::tape::{Node, NodeId, Tape};
-use super::var::{Var, unary_into};
+use super::var::{ScalarExt, Var, unary_into};
 use crate::{Error, Result, Scalar};
 
 /// A compiled recording ([`Tape::compile`]): replays the forward pass on new input values and
@@ -348,6 +348,7 @@ impl<T: Scalar> Plan<T> {
                         Binary::Sub => zip_bc(y, a, bca, b, bcb, |x, z| x - z),
                         Binary::Mul => zip_bc(y, a, bca, b, bcb, |x, z| x * z),
                         Binary::Div => zip_bc(y, a, bca, b, bcb, |x, z| x / z),
+                        Binary::TanhGrad => zip_bc(y, a, bca, b, bcb, |x, z| x.times_tanh_slope(z)),
                     }
                 }
                 Step::MatMul { a, b, sa, sb, mkn } => {

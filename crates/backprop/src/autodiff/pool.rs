@@ -72,6 +72,31 @@ impl<T: Copy> Pool<T> {
         ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
     }
 
+    /// A row-major array of `shape` with unspecified contents, for a caller that overwrites
+    /// every element (a GEMM that replaces its output): a reused buffer keeps its stale values
+    /// (a new one, or a missing tail, is `fill`), which saves [`Pool::full`]'s pass over it.
+    #[inline]
+    pub(crate) fn stale(&mut self, shape: &[usize], fill: T) -> ArrayD<T> {
+        let n = shape.iter().product();
+        let mut v = self.take_dirty(n);
+        v.resize(n, fill);
+        ArrayD::from_shape_vec(IxDyn(shape), v).expect("pool: value count matches the shape")
+    }
+
+    /// [`Pool::take`] without clearing: the buffer keeps its (initialised) old elements.
+    #[inline]
+    fn take_dirty(&mut self, n: usize) -> Vec<T> {
+        for (cap, bucket) in self.buckets.iter_mut() {
+            if *cap == n {
+                if let Some(v) = bucket.pop() {
+                    return v;
+                }
+                break;
+            }
+        }
+        Vec::with_capacity(n)
+    }
+
     /// A row-major array of `shape` holding a copy of `values` (a memcpy).
     #[inline]
     pub(crate) fn copy_slice(&mut self, shape: &[usize], values: &[T]) -> ArrayD<T> {

@@ -34,7 +34,7 @@ pub(crate) struct Node<T> {
     pub(crate) op: Op<T>,
     pub(crate) value: ArrayD<T>,
     pub(crate) name: Option<Cow<'static, str>>,
-    /// A value not computed yet (zeros of the right shape): the last contribution to an input's
+    /// A value not computed yet (a buffer of the right shape, contents unspecified): the last contribution to an input's
     /// recorded gradient in [`Tape::hvp`], whose value nothing reads. An op that uses it as an
     /// operand computes it first ([`Op::eval`]).
     pub(crate) pending: bool,
@@ -349,7 +349,8 @@ impl<T: Scalar> Tape<T> {
         let mut g = self.inner.borrow_mut();
         let inner = &mut *g;
         let n = inner.nodes.len();
-        let value = inner.pool.full(shape, T::zero());
+        // Never read before `materialise` replaces it: any contents will do.
+        let value = inner.pool.stale(shape, T::zero());
         inner.nodes.push(Node { op, value, name: None, pending: true });
         Var::new(NodeId(n as u32), self)
     }

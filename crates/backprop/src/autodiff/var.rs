@@ -34,8 +34,9 @@ pub(crate) trait ScalarExt: Scalar {
     fn one_minus(self) -> Self {
         Self::one() - self
     }
-    fn square(self) -> Self {
-        self * self
+    /// `self·(1 − y²)`: an adjoint times tanh's slope at output `y`.
+    fn times_tanh_slope(self, y: Self) -> Self {
+        self * (Self::one() - y * y)
     }
     fn sigmoid(self) -> Self {
         stable_sigmoid(self)
@@ -202,6 +203,7 @@ pub(crate) fn binary_kernel<T: Scalar>(
         Binary::Sub => "sub",
         Binary::Mul => "mul",
         Binary::Div => "div",
+        Binary::TanhGrad => "tanh_grad",
     };
     let out = k::broadcast_shapes(name, a.shape(), b.shape())?;
     match op {
@@ -209,6 +211,7 @@ pub(crate) fn binary_kernel<T: Scalar>(
         Binary::Sub => k::ew(pool, out.slice(), [a, b], |[x, y]| x - y),
         Binary::Mul => k::ew(pool, out.slice(), [a, b], |[x, y]| x * y),
         Binary::Div => k::ew(pool, out.slice(), [a, b], |[x, y]| x / y),
+        Binary::TanhGrad => k::ew(pool, out.slice(), [a, b], |[x, y]| x.times_tanh_slope(y)),
     }
 }
 
@@ -367,6 +370,10 @@ impl<'t, T: Scalar> Var<'t, T> {
     /// `x²`.
     pub fn square(self) -> Self {
         self.unary(Unary::Square)
+    }
+    /// `self·(1 − y²)` as one node ([`Binary::TanhGrad`]): tanh's recorded adjoint.
+    pub(crate) fn times_tanh_slope(self, y: Self) -> Self {
+        self.binary(y, Binary::TanhGrad)
     }
     /// `eˣ`.
     pub fn exp(self) -> Self {
