@@ -666,6 +666,23 @@ fn sum_halves(a: &[f64], b: &[f64]) -> Vec<f64> {
     out
 }
 
+/// out = a + b (1×len rows), in two halves on two threads.
+fn add_halves(out: &mut [f64], a: &Array2<f64>, b: &Array2<f64>) {
+    let (Some(a), Some(b)) = (a.as_slice(), b.as_slice()) else {
+        debug_assert!(false, "buffers are contiguous");
+        return;
+    };
+    let add = |o: &mut [f64], a: &[f64], b: &[f64]| {
+        vectorized(
+            #[inline(always)]
+            || o.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = a + b),
+        )
+    };
+    let mid = out.len() / 2;
+    let (o0, o1) = out.split_at_mut(mid);
+    rayon::join(|| add(o0, &a[..mid], &b[..mid]), || add(o1, &a[mid..], &b[mid..]));
+}
+
 /// The rows (samples) `rows` of m.
 fn rows_of<'m>(m: &'m Array2<f64>, rows: &Range<usize>) -> ArrayView2<'m, f64> {
     m.slice(s![rows.clone(), ..])
@@ -1345,10 +1362,50 @@ impl MlpCurvature<'_> {
         let k = rgz.nrows() / n;
         let (o, i) = self.model.layers[l].weight.dim();
         let slot = self.obj.slots[l];
+        if k == 1 && out.row(0).as_slice().is_some() {
+            // One direction into a contiguous row: the GEMMs write straight into its slot.
+            let mut row = out.row_mut(0);
+            let dst = row.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            let rgw = ArrayViewMut2::from_shape((o, i), &mut dst[slot.weight..slot.weight + o * i])
+                .map_err(|e| Error::shape("R-op", e.to_string()))?;
+            self.weight_products(l, rows, par, rgz, prev, rgw)?;
+        } else {
+            let mut rgw = self.scratch(k * o, i);
+            self.weight_products(l, rows, par, rgz, prev, rgw.view_mut())?;
+            let src = rgw.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            for (j, block) in src.chunks_exact(o * i).enumerate() {
+                let dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
+                dst.into_iter().zip(block).for_each(|(d, s)| *d = *s);
+            }
+            self.recycle(rgw);
+        }
+        if let Some(b) = slot.bias {
+            let mut sums = Array2::<f64>::zeros((k, o));
+            let rs = rgz.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            let ss = sums.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            for block in rs.chunks_exact(k * o) {
+                ss.iter_mut().zip(block).for_each(|(s, r)| *s += r);
+            }
+            out.slice_mut(s![.., b..b + o]).assign(&sums);
+        }
+        Ok(())
+    }
+
+    /// rgw (rows (j, o) of a (k·o)×i matrix) = R{G_Zₗ}ⱼᵀ Aₗ₋₁ + G_Zₗᵀ R{Aₗ₋₁}ⱼ over the samples
+    /// `rows`; the left operands transposed into row-major copies (see
+    /// `MlpObjective::backward_rows`; G_Zₗᵀ is cached).
+    fn weight_products(
+        &self,
+        l: usize,
+        rows: Range<usize>,
+        par: bool,
+        rgz: &Array2<f64>,
+        prev: Option<&Array2<f64>>,
+        mut rgw: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let n = rows.len();
+        let (k, o) = (rgz.nrows() / n, rgz.ncols());
         let input = if l == 0 { &self.obj.x } else { &self.a[l - 1] }.slice(s![rows.clone(), ..]);
-        // rows (j, o) of a (k·o)×i matrix; the left operands transposed into row-major copies
-        // (see `MlpObjective::backward`; G_Zₗᵀ is cached).
-        let mut rgw = self.scratch(k * o, i);
         let mut rgzt = self.scratch(k * o, n);
         let (Some(src), Some(dst)) = (rgz.as_slice(), rgzt.as_slice_mut()) else {
             return Err(Error::shape("R-op", "non-contiguous buffer"));
@@ -1367,22 +1424,30 @@ impl MlpCurvature<'_> {
                 gemm(par, dst, true, 1.0, g_zt.slice(s![.., rows.clone()]), prev.slice(s![j..;k, ..]))?;
             }
         }
-        let src = rgw.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
-        for (j, block) in src.chunks_exact(o * i).enumerate() {
-            let dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
-            dst.into_iter().zip(block).for_each(|(d, s)| *d = *s);
-        }
-        if let Some(b) = slot.bias {
-            let mut sums = Array2::<f64>::zeros((k, o));
-            let rs = rgz.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
-            let ss = sums.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
-            for block in rs.chunks_exact(k * o) {
-                ss.iter_mut().zip(block).for_each(|(s, r)| *s += r);
-            }
-            out.slice_mut(s![.., b..b + o]).assign(&sums);
-        }
-        self.recycle(rgw);
         Ok(())
+    }
+
+    /// H·v (or G·v) as two sample halves side by side (see `MlpObjective::split`): each half's
+    /// part of the sums over samples, as 1×dim rows; H·v is their sum.
+    fn apply_halves(&self, v: ArrayView1<'_, f64>, mid: usize) -> Result<(Array2<f64>, Array2<f64>)> {
+        let v = v.insert_axis(Axis(0));
+        check_rows("MlpCurvature::apply", self.obj.dim, &v)?;
+        let dirs = Directions::Dense(v);
+        let n = self.obj.x.nrows();
+        if self.kind == Curvature::Hessian {
+            // Made once, before the halves share it.
+            self.g_z_transposed()?;
+        }
+        let (mut p0, mut p1) = (self.scratch(1, self.obj.dim), self.scratch(1, self.obj.dim));
+        let half = |rows: Range<usize>, mut part: ArrayViewMut2<'_, f64>| {
+            self.r_op(&dirs, 0, rows.clone(), false, &mut |l, rgz, prev| {
+                self.write_products(l, rows.clone(), false, rgz, prev, &mut part)
+            })
+        };
+        let (r0, r1) = rayon::join(|| half(0..mid, p0.view_mut()), || half(mid..n, p1.view_mut()));
+        r0?;
+        r1?;
+        Ok((p0, p1))
     }
 
     /// Aₘ₋₁ (n×i), with a column of ones appended when layer m's bias is selected.
@@ -1548,54 +1613,54 @@ impl SymmetricOperator for MlpCurvature<'_> {
     }
 
     fn apply(&self, v: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
-        let mut out = Array1::zeros(self.obj.dim);
-        self.apply_into(v, out.view_mut())?;
-        Ok(out)
+        match self.obj.split() {
+            // The halves' sums added into a new vector (no zeroing pass first).
+            Some(mid) => {
+                let (p0, p1) = self.apply_halves(v, mid)?;
+                let (Some(s0), Some(s1)) = (p0.as_slice(), p1.as_slice()) else {
+                    return Err(Error::shape("R-op", "non-contiguous buffer"));
+                };
+                let out = Array1::from(sum_halves(s0, s1));
+                self.recycle(p0);
+                self.recycle(p1);
+                Ok(out)
+            }
+            None => {
+                let mut out = Array1::zeros(self.obj.dim);
+                self.apply_into(v, out.view_mut())?;
+                Ok(out)
+            }
+        }
     }
 
     /// The products are written straight into `out` (every entry: the layers' slots cover
     /// the flat vector).
-    fn apply_into(&self, v: ArrayView1<'_, f64>, out: ArrayViewMut1<'_, f64>) -> Result<()> {
-        let v = v.insert_axis(Axis(0));
-        check_rows("MlpCurvature::apply_into", self.obj.dim, &v)?;
+    fn apply_into(&self, v: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) -> Result<()> {
         if out.len() != self.obj.dim {
             return Err(Error::shape(
                 "MlpCurvature::apply_into",
                 format!("the output has {} entries, the operator is {n}×{n}", out.len(), n = self.obj.dim),
             ));
         }
-        let dirs = Directions::Dense(v);
+        if let Some(mid) = self.obj.split() {
+            let (p0, p1) = self.apply_halves(v, mid)?;
+            match out.as_slice_mut() {
+                Some(o) => add_halves(o, &p0, &p1),
+                None => {
+                    ndarray::Zip::from(&mut out).and(p0.row(0)).and(p1.row(0)).for_each(|o, a, b| *o = a + b)
+                }
+            }
+            self.recycle(p0);
+            self.recycle(p1);
+            return Ok(());
+        }
+        let v = v.insert_axis(Axis(0));
+        check_rows("MlpCurvature::apply_into", self.obj.dim, &v)?;
         let n = self.obj.x.nrows();
         let mut dst = out.insert_axis(Axis(0));
-        let Some(mid) = self.obj.split() else {
-            return self.r_op(&dirs, 0, 0..n, true, &mut |l, rgz, prev| {
-                self.write_products(l, 0..n, true, rgz, prev, &mut dst)
-            });
-        };
-        // Two sample halves side by side (see `MlpObjective::split`), each writing its part of
-        // every sum over samples; the second half's is then added to the first's.
-        if self.kind == Curvature::Hessian {
-            self.g_z_transposed()?;
-        }
-        let mut part = self.obj.pool.scratch(1, self.obj.dim);
-        let mut part_view = part.view_mut();
-        let (r0, r1) = rayon::join(
-            || {
-                self.r_op(&dirs, 0, 0..mid, false, &mut |l, rgz, prev| {
-                    self.write_products(l, 0..mid, false, rgz, prev, &mut dst)
-                })
-            },
-            || {
-                self.r_op(&dirs, 0, mid..n, false, &mut |l, rgz, prev| {
-                    self.write_products(l, mid..n, false, rgz, prev, &mut part_view)
-                })
-            },
-        );
-        r0?;
-        r1?;
-        dst.row_mut(0).iter_mut().zip(part.iter()).for_each(|(d, p)| *d += p);
-        self.obj.pool.recycle(part);
-        Ok(())
+        self.r_op(&Directions::Dense(v), 0, 0..n, true, &mut |l, rgz, prev| {
+            self.write_products(l, 0..n, true, rgz, prev, &mut dst)
+        })
     }
 
     fn apply_rows(&self, v: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
