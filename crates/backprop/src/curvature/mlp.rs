@@ -541,15 +541,6 @@ struct Params<'p> {
     bias: Vec<Option<ArrayView1<'p, f64>>>,
 }
 
-impl<'p> Params<'p> {
-    fn of(model: &'p Mlp<f64>) -> Self {
-        Params {
-            weight: model.layers.iter().map(|l| l.weight.view()).collect(),
-            bias: model.layers.iter().map(|l| l.bias.as_ref().map(|b| b.view())).collect(),
-        }
-    }
-}
-
 /// Whether every element is finite: x·0 is 0 for finite x and NaN otherwise, summed in eight
 /// lanes so the loop vectorises (a short-circuiting search does not).
 fn all_finite(x: &[f64]) -> bool {
@@ -808,8 +799,14 @@ impl Objective for MlpObjective {
 impl MlpObjective {
     /// The curvature operator at w with its forward/backward state cached (concrete type).
     pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
-        let model = self.model_at(w)?;
-        let p = Params::of(&model);
+        // A pooled copy of w (no fresh pages to fault in per operator); the weights are views
+        // of it, unselected biases the model's.
+        self.check_point(&w)?;
+        let mut w_copy = self.pool.scratch(1, self.dim);
+        w_copy.row_mut(0).assign(&w);
+        let ws = w_copy.as_slice().ok_or_else(|| Error::shape("curvature", "non-contiguous buffer"))?;
+        let p = self.params_at(ws)?;
+        let model = &self.model;
         let n = self.x.nrows();
         let nl = model.layers.len();
         // f'(Zₗ) where it is not 1, and G_Aₗ ⊙ f''(Zₗ) where it is not 0 (the Hessian only).
@@ -835,7 +832,7 @@ impl MlpObjective {
         let pass = |rows: Range<usize>, par: bool, mut v: PassViews<'_>| {
             let top = v.g_z.last_mut().ok_or_else(|| Error::invalid("model", "has no layers"))?;
             self.forward_rows(&p, rows, par, &mut v.z, &mut v.a, top)?;
-            self.delta_rows(&model, par, &mut v)
+            self.delta_rows(&p, par, &mut v)
         };
         match self.split() {
             None => {
@@ -879,7 +876,7 @@ impl MlpObjective {
         Ok(MlpCurvature {
             obj: self,
             kind,
-            model,
+            w: w_copy,
             a,
             g_z,
             g_zt: std::sync::OnceLock::new(),
@@ -905,14 +902,40 @@ impl MlpObjective {
     /// The backward pass of a block of samples without the weight gradients: g_z[top] holds
     /// G_O on entry; every G_Zₗ = G_Aₗ ⊙ f'(Zₗ) (G_Aₗ₋₁ = G_Zₗ Wₗ), with f'(Zₗ) into d1 and
     /// G_Aₗ ⊙ f''(Zₗ) into d2 where those are kept.
-    fn delta_rows(&self, model: &Mlp<f64>, par: bool, v: &mut PassViews<'_>) -> Result<()> {
-        for l in (0..model.layers.len()).rev() {
-            let layer = &model.layers[l];
-            let f = layer.activation;
+    fn delta_rows(&self, p: &Params<'_>, par: bool, v: &mut PassViews<'_>) -> Result<()> {
+        for l in (0..self.model.layers.len()).rev() {
+            let f = self.model.layers[l].activation;
             // Z is not kept where f' and f'' are functions of A (they ignore it).
             let (z, a) = (if self.keeps_z(l) { &v.z[l] } else { &v.a[l] }, &v.a[l]);
             let gz = &mut v.g_z[l];
             match (&mut v.d1[l], &mut v.d2[l]) {
+                // Sigmoid and tanh: f' and f'' from A in one vectorised sweep (the same
+                // products as `Activation::derivative` and `second_derivative`).
+                (Some(f1), Some(f2)) if matches!(f, Activation::Sigmoid | Activation::Tanh) => {
+                    let (Some(g), Some(d), Some(s), Some(a)) =
+                        (gz.as_slice_mut(), f1.as_slice_mut(), f2.as_slice_mut(), a.as_slice())
+                    else {
+                        return Err(Error::shape("curvature", "non-contiguous buffer"));
+                    };
+                    let sigmoid = f == Activation::Sigmoid;
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (((g, d), s), &a) in g.iter_mut().zip(d.iter_mut()).zip(s.iter_mut()).zip(a) {
+                                let (d1, d2) = if sigmoid {
+                                    let d1 = a * (1.0 - a);
+                                    (d1, d1 * (1.0 - 2.0 * a))
+                                } else {
+                                    let d1 = 1.0 - a * a;
+                                    (d1, -2.0 * a * d1)
+                                };
+                                *d = d1;
+                                *s = *g * d2;
+                                *g *= d1;
+                            }
+                        },
+                    );
+                }
                 (Some(f1), Some(f2)) => {
                     ndarray::Zip::from(gz).and(f1).and(f2).and(z).and(a).for_each(|g, d, s, &z, &a| {
                         *d = f.derivative(z, a);
@@ -928,7 +951,7 @@ impl MlpObjective {
             }
             if l > 0 {
                 let (below, here) = v.g_z.split_at_mut(l);
-                gemm(par, below[l - 1].view_mut(), false, 1.0, here[0].view(), layer.weight.view())?;
+                gemm(par, below[l - 1].view_mut(), false, 1.0, here[0].view(), p.weight[l])?;
             }
         }
         Ok(())
@@ -977,7 +1000,8 @@ enum HeadHessian {
 pub struct MlpCurvature<'a> {
     obj: &'a MlpObjective,
     kind: Curvature,
-    model: Mlp<f64>,
+    /// The point (1×dim): layer l's weights are [`Self::weight`]`(l)`.
+    w: Array2<f64>,
     a: Vec<Array2<f64>>,
     g_z: Vec<Array2<f64>>,
     /// G_Zₗᵀ (oₗ×n, row-major) for layers above the first, made by the first product that
@@ -1164,6 +1188,15 @@ fn reshape<'a>(a: &'a mut Array2<f64>, rows: usize, cols: usize) -> Result<Array
 }
 
 impl MlpCurvature<'_> {
+    /// Layer l's weights (out×in) at the operator's point.
+    fn weight(&self, l: usize) -> Result<ArrayView2<'_, f64>> {
+        let (o, i) = self.obj.model.layers[l].weight.dim();
+        let start = self.obj.slots[l].weight;
+        let w = self.w.as_slice().ok_or_else(|| Error::shape("curvature", "non-contiguous point"))?;
+        ArrayView2::from_shape((o, i), &w[start..start + o * i])
+            .map_err(|e| Error::shape("curvature", e.to_string()))
+    }
+
     /// The R-op for a batch of k directions, run backward down to layer `last`: at every layer
     /// l ≥ last it hands `sink(l, R{G_Zₗ}, R{Aₗ₋₁})` — R{G_Zₗ} is (n·k)×oₗ with rows (sample,
     /// direction); R{Aₗ₋₁} is given only where the term G_Zₗᵀ R{Aₗ₋₁} of R{∇Wₗ} is nonzero (the
@@ -1182,7 +1215,7 @@ impl MlpCurvature<'_> {
         let k = dirs.len();
         let first = dirs.first_layer();
         let n = rows.len();
-        let nl = self.model.layers.len();
+        let nl = self.obj.model.layers.len();
         let hessian = self.kind == Curvature::Hessian;
         let slots = &self.obj.slots;
         let input = |l: usize| rows_of(if l == 0 { &self.obj.x } else { &self.a[l - 1] }, &rows);
@@ -1191,7 +1224,7 @@ impl MlpCurvature<'_> {
         let mut rz: Vec<Array2<f64>> = (0..nl).map(|_| Array2::zeros((0, 0))).collect();
         let mut ra: Vec<Option<Array2<f64>>> = (0..nl).map(|_| None).collect();
         for l in first..nl {
-            let layer = &self.model.layers[l];
+            let layer = &self.obj.model.layers[l];
             let (o, i) = layer.weight.dim();
             // Overwritten by the GEMM from the layer below, or built up from zero at `first`.
             // Dense directions at the first layer: the GEMM below overwrites r; neuron tangents
@@ -1200,7 +1233,7 @@ impl MlpCurvature<'_> {
             let mut r = if l > first || dense { self.scratch(n * k, o) } else { self.buffer(n * k, o) };
             if l > first {
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
-                gemm(par, r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
+                gemm(par, r.view_mut(), false, 1.0, prev.view(), self.weight(l)?.t())?;
             }
             match dirs {
                 Directions::Dense(v) if k == 1 && v.row(0).as_slice().is_some() => {
@@ -1283,7 +1316,7 @@ impl MlpCurvature<'_> {
 
         // Backward.
         for l in (last..nl).rev() {
-            let layer = &self.model.layers[l];
+            let layer = &self.obj.model.layers[l];
             let (o, i) = layer.weight.dim();
             let mut rgz = rga;
             let s2 = if hessian && l >= first { self.d2[l].as_ref() } else { None };
@@ -1301,7 +1334,7 @@ impl MlpCurvature<'_> {
             sink(l, &rgz, prev)?;
             if l > last {
                 let mut next = self.scratch(n * k, i);
-                gemm(par, next.view_mut(), false, 1.0, rgz.view(), layer.weight.view())?;
+                gemm(par, next.view_mut(), false, 1.0, rgz.view(), self.weight(l)?)?;
                 if hessian {
                     match dirs {
                         Directions::Dense(v) if k == 1 => {
@@ -1360,7 +1393,7 @@ impl MlpCurvature<'_> {
     ) -> Result<()> {
         let n = rows.len();
         let k = rgz.nrows() / n;
-        let (o, i) = self.model.layers[l].weight.dim();
+        let (o, i) = self.obj.model.layers[l].weight.dim();
         let slot = self.obj.slots[l];
         if k == 1 && out.row(0).as_slice().is_some() {
             // One direction into a contiguous row: the GEMMs write straight into its slot.
@@ -1477,7 +1510,7 @@ impl MlpCurvature<'_> {
     ) -> Result<()> {
         let n = self.obj.x.nrows();
         let k = rgz.nrows() / n;
-        let (ol, il) = self.model.layers[l].weight.dim();
+        let (ol, il) = self.obj.model.layers[l].weight.dim();
         let (slot_m, slot_l) = (self.obj.slots[m], self.obj.slots[l]);
         let bias_l = slot_l.bias.is_some();
         let wl = il + usize::from(bias_l);
@@ -1490,7 +1523,7 @@ impl MlpCurvature<'_> {
             None => None,
         };
         let gz = self.g_z[l].as_slice().ok_or_else(|| Error::shape("Hessian", "non-contiguous buffer"))?;
-        let (im, wm) = (self.model.layers[m].inputs(), rows.ncols());
+        let (im, wm) = (self.obj.model.layers[m].inputs(), rows.ncols());
         // Tangents per GEMM: M (n × kc·cols) of at most M_ELEMENTS numbers.
         let kc = (self.m_elements / (n * cols)).clamp(1, k);
         let mut j0 = 0;
@@ -1604,6 +1637,7 @@ impl Drop for MlpCurvature<'_> {
         self.a.drain(..).chain(self.g_z.drain(..)).for_each(|m| pool.recycle(m));
         self.d1.drain(..).chain(self.d2.drain(..)).flatten().for_each(|m| pool.recycle(m));
         self.g_zt.take().into_iter().flatten().for_each(|m| pool.recycle(m));
+        pool.recycle(std::mem::take(&mut self.w));
     }
 }
 
@@ -1702,7 +1736,7 @@ impl SymmetricOperator for MlpCurvature<'_> {
         let n = self.obj.x.nrows();
         let mut h = Array2::zeros((dim, dim));
         let batch = self.batch();
-        for (m, layer) in self.model.layers.iter().enumerate() {
+        for (m, layer) in self.obj.model.layers.iter().enumerate() {
             let units = layer.outputs();
             let rows = self.extended_input(m);
             let mut start = 0;
