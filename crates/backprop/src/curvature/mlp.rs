@@ -20,16 +20,18 @@
 //! generalised Gauss-Newton product Jᵀ∇²ℓ J·v. For k directions at once every R-quantity is an
 //! (n·k)×width matrix with rows ordered (sample, direction), so each line above is one GEMM.
 
+use std::ops::Range;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, s};
 
 use super::operator::check_rows;
 use super::pool::Pool;
 use super::{Curvature, Objective, SymmetricOperator};
-use crate::nn::forward::bias_activation;
+use crate::nn::forward::{PARALLEL_ELEMS, bias_activation};
 use crate::nn::{Activation, Loss, Mlp, ParamSelection};
 use crate::notebook::stable_sigmoid;
-use crate::tensor::gemm_into;
 use crate::tensor::vmath::vectorized;
+use crate::tensor::{gemm_into, gemm_into_seq};
 use crate::{Error, Result, Scalar};
 
 /// Elements per R-buffer (n·k·width) when directions are batched: bounds memory (~16 MB each).
@@ -37,6 +39,10 @@ const BATCH_ELEMENTS: usize = 1 << 21;
 
 /// Elements of the per-tangent matrix M of the dense Hessian's GEMMs (~2 MB: stays in cache).
 const M_ELEMENTS: usize = 1 << 18;
+
+/// Passes with at least this many sample·parameter pairs (n·dim; a gradient is ~6·n·dim flop)
+/// run as two sample halves side by side (see [`MlpObjective::split`]).
+const SPLIT_WORK: usize = 1 << 22;
 
 /// The loss of a multilayer perceptron on a fixed dataset, as a function of its selected
 /// parameters (the flat order of [`ParamSelection`]).
@@ -78,6 +84,8 @@ pub struct MlpObjective {
     head: Head,
     /// Buffers of the forward, backward and R-passes, reused across calls.
     pool: Pool,
+    /// [`SPLIT_WORK`] (0 in tests, to run the split passes on small models).
+    split_work: usize,
 }
 
 /// Where a layer's parameters sit in the selected flat vector.
@@ -149,6 +157,7 @@ impl MlpObjective {
             dim: 0,
             head,
             pool: Pool::default(),
+            split_work: SPLIT_WORK,
         };
         obj.set_selection(ParamSelection::Weights);
         Ok(obj)
@@ -255,26 +264,82 @@ impl MlpObjective {
         Ok(p)
     }
 
-    /// Forward pass: pre-activations and activations of every layer, and the loss.
-    fn forward(&self, p: &Params<'_>) -> Result<Forward> {
+    /// Where a pass over all samples splits into two halves run side by side, one thread each:
+    /// `None` (one block, on the whole pool) below [`SPLIT_WORK`].
+    ///
+    /// Every line of the forward, backward and R-passes is per sample except the sums over
+    /// samples that form weight gradients (and H·v), so two sample halves need no
+    /// synchronisation until those sums are added. Two single-thread GEMMs side by side beat
+    /// each GEMM on two threads: faer's threads wait at barriers on these mid-size products,
+    /// and so do the two-thread elementwise passes between them.
+    fn split(&self) -> Option<usize> {
         let n = self.x.nrows();
-        let nl = self.model.layers.len();
-        let mut z = Vec::with_capacity(nl);
-        let mut a: Vec<Array2<f64>> = Vec::with_capacity(nl);
+        (n >= 2 && n * self.dim >= self.split_work && rayon::current_num_threads() > 1).then_some(n / 2)
+    }
+
+    /// Pooled n×oₗ matrices, one per layer (stale contents).
+    fn layer_buffers(&self) -> Vec<Array2<f64>> {
+        let n = self.x.nrows();
+        self.model.layers.iter().map(|l| self.pool.scratch(n, l.outputs())).collect()
+    }
+
+    /// Buffers for the pre-activations Zₗ: n×oₗ where [`Self::keeps_z`], else n×0.
+    fn z_buffers(&self) -> Vec<Array2<f64>> {
+        let n = self.x.nrows();
+        let keep = |(l, layer): (usize, &crate::nn::Layer<f64>)| {
+            if self.keeps_z(l) { self.pool.scratch(n, layer.outputs()) } else { Array2::zeros((n, 0)) }
+        };
+        self.model.layers.iter().enumerate().map(keep).collect()
+    }
+
+    /// Whether a pass needs layer l's pre-activations Zₗ besides Aₗ: the loss reads the top
+    /// layer's logits, or f' and f'' need Z. Sigmoid, tanh and the identity have theirs in
+    /// terms of A, so their Z is never stored: the bias and activation go in one pass over A.
+    fn keeps_z(&self, l: usize) -> bool {
+        let f = self.model.layers[l].activation;
+        !matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Identity)
+            || (l + 1 == self.model.layers.len() && matches!(self.head, Head::BceLogits))
+    }
+
+    /// Forward pass over the samples `rows`: their rows of Zₗ and Aₗ (`z`, `a`) and of the loss
+    /// gradient G_O (`g_out`); returns their part of the loss sum (see [`Self::finish_loss`]).
+    /// `par`: whether GEMMs and elementwise passes may use the pool, or stay on this thread.
+    fn forward_rows(
+        &self,
+        p: &Params<'_>,
+        rows: Range<usize>,
+        par: bool,
+        z: &mut [ArrayViewMut2<'_, f64>],
+        a: &mut [ArrayViewMut2<'_, f64>],
+        g_out: &mut ArrayViewMut2<'_, f64>,
+    ) -> Result<f64> {
+        let m = rows.len();
         for (l, layer) in self.model.layers.iter().enumerate() {
-            let input = a.last().map_or(self.x.view(), |p| p.view());
             let o = layer.outputs();
-            let mut zl = self.pool.scratch(n, o);
-            gemm_into(zl.view_mut(), false, 1.0, input, p.weight[l].t())?;
-            let mut al = self.pool.scratch(n, o);
-            let f = layer.activation;
-            let (Some(zs), Some(als)) = (zl.as_slice_mut(), al.as_slice_mut()) else {
+            let (below, here) = a.split_at_mut(l);
+            let input = match below.last() {
+                Some(prev) => prev.view(),
+                None => self.x.slice(s![rows.clone(), ..]),
+            };
+            let bias = match &p.bias[l] {
+                Some(b) => Some(b.as_slice().ok_or_else(|| Error::shape("forward", "non-contiguous bias"))?),
+                None => None,
+            };
+            if !self.keeps_z(l) {
+                gemm(par, here[0].view_mut(), false, 1.0, input, p.weight[l].t())?;
+                let als =
+                    here[0].as_slice_mut().ok_or_else(|| Error::shape("forward", "non-contiguous buffer"))?;
+                activate(als, m, o, bias, layer.activation, par);
+                continue;
+            }
+            let zl = &mut z[l];
+            gemm(par, zl.view_mut(), false, 1.0, input, p.weight[l].t())?;
+            let (Some(zs), Some(als)) = (zl.as_slice_mut(), here[0].as_slice_mut()) else {
                 return Err(Error::shape("forward", "non-contiguous buffer"));
             };
             // Z += 1bᵀ, then A = f(Z) through the training code's activation pass (the vectorised
-            // sigmoid, rows in parallel when large): one definition of how a layer activates.
-            if let Some(b) = &p.bias[l] {
-                let b = b.as_slice().ok_or_else(|| Error::shape("forward", "non-contiguous bias"))?;
+            // sigmoid): one definition of how a layer activates.
+            if let Some(b) = bias {
                 vectorized(
                     #[inline(always)]
                     || {
@@ -289,16 +354,37 @@ impl MlpObjective {
             } else {
                 als.copy_from_slice(zs);
             }
-            bias_activation(als, n, o, None, f);
-            z.push(zl);
-            a.push(al);
+            activate(als, m, o, None, layer.activation, par);
         }
         let logits = matches!(self.head, Head::BceLogits);
         let output = if logits { z.last() } else { a.last() }
             .map(|o| o.view())
             .ok_or_else(|| Error::invalid("model", "has no layers"))?;
-        let (loss, g_out) = self.head_value_grad(output);
-        Ok(Forward { z, a, loss, g_out })
+        Ok(self.head_value_grad(output, rows, g_out))
+    }
+
+    /// Forward pass: pre-activations and activations of every layer, and the loss.
+    fn forward(&self, p: &Params<'_>) -> Result<Forward> {
+        let n = self.x.nrows();
+        let (mut z, mut a) = (self.z_buffers(), self.layer_buffers());
+        let mut g_out = self.pool.scratch(n, self.model.outputs());
+        let sum = match self.split() {
+            None => {
+                let (mut zv, mut av) = (views_mut(&mut z), views_mut(&mut a));
+                self.forward_rows(p, 0..n, true, &mut zv, &mut av, &mut g_out.view_mut())?
+            }
+            Some(mid) => {
+                let ((mut z0, mut z1), (mut a0, mut a1)) =
+                    (split_views(&mut z, mid), split_views(&mut a, mid));
+                let (mut g0, mut g1) = g_out.view_mut().split_at(Axis(0), mid);
+                let (s0, s1) = rayon::join(
+                    || self.forward_rows(p, 0..mid, false, &mut z0, &mut a0, &mut g0),
+                    || self.forward_rows(p, mid..n, false, &mut z1, &mut a1, &mut g1),
+                );
+                s0? + s1?
+            }
+        };
+        Ok(Forward { z, a, loss: self.finish_loss(sum), g_out })
     }
 
     /// The forward pass at a flat point (checked).
@@ -316,84 +402,119 @@ impl MlpObjective {
         self.pool.recycle(fw.g_out);
     }
 
-    /// The loss and its gradient w.r.t. the output O.
-    fn head_value_grad(&self, o: ArrayView2<'_, f64>) -> (f64, Array2<f64>) {
-        let (n, t) = o.dim();
-        let nf = n as f64;
-        let nt = (n * t) as f64;
-        let y = &self.y;
+    /// The loss from the sum of [`Self::head_value_grad`]'s parts.
+    fn finish_loss(&self, sum: f64) -> f64 {
+        let n = self.x.nrows() as f64;
+        let nt = n * self.model.outputs() as f64;
         match &self.head {
-            Head::SquaredError => {
-                let r = &o - y;
-                (0.5 * r.iter().map(|v| v * v).sum::<f64>() / nf, r / nf)
-            }
-            Head::Mse => {
-                let r = &o - y;
-                (r.iter().map(|v| v * v).sum::<f64>() / nt, r * (2.0 / nt))
-            }
-            Head::BceLogits => {
-                // ℓ(o, y) = max(o, 0) − o·y + ln(1 + e^−|o|),  ∂ℓ/∂o = σ(o) − y
-                let mut loss = 0.0;
-                let mut g = Array2::zeros((n, t));
-                ndarray::Zip::from(&mut g).and(&o).and(y).for_each(|g, &o, &y| {
-                    loss += o.max(0.0) - o * y + (-o.abs()).exp().ln_1p();
-                    *g = (stable_sigmoid(o) - y) / nt;
-                });
-                (loss / nt, g)
-            }
-            Head::CrossEntropy(labels) => {
-                // ℓ = logsumexp(o) − o_y,  ∂ℓ/∂o = softmax(o) − onehot(y)
-                let mut loss = 0.0;
-                let mut g = softmax(o);
-                for (i, &c) in labels.iter().enumerate() {
-                    let row = o.row(i);
-                    let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-                    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-                    loss += lse - row[c];
-                    g[[i, c]] -= 1.0;
-                }
-                (loss / nf, g / nf)
-            }
+            Head::SquaredError => 0.5 * sum / n,
+            Head::Mse | Head::BceLogits => sum / nt,
+            Head::CrossEntropy(_) => sum / n,
         }
     }
 
-    /// Backward pass: the gradient in the flat order. G_Zₗ = G_Aₗ ⊙ f'(Zₗ) overwrites G_Aₗ.
+    /// For the samples `rows` with outputs `o`: the sum of their per-sample losses (unscaled:
+    /// see [`Self::finish_loss`]), and the gradient of the whole loss w.r.t. their outputs
+    /// into `g`.
+    fn head_value_grad(
+        &self,
+        o: ArrayView2<'_, f64>,
+        rows: Range<usize>,
+        g: &mut ArrayViewMut2<'_, f64>,
+    ) -> f64 {
+        let n = self.x.nrows();
+        let t = o.ncols();
+        let nf = n as f64;
+        let nt = (n * t) as f64;
+        let y = self.y.slice(s![rows.clone(), ..]);
+        let mut sum = 0.0;
+        match &self.head {
+            Head::SquaredError => {
+                ndarray::Zip::from(g).and(&o).and(&y).for_each(|g, &o, &y| {
+                    let r = o - y;
+                    sum += r * r;
+                    *g = r / nf;
+                });
+            }
+            Head::Mse => {
+                ndarray::Zip::from(g).and(&o).and(&y).for_each(|g, &o, &y| {
+                    let r = o - y;
+                    sum += r * r;
+                    *g = r * (2.0 / nt);
+                });
+            }
+            Head::BceLogits => {
+                // ℓ(o, y) = max(o, 0) − o·y + ln(1 + e^−|o|),  ∂ℓ/∂o = σ(o) − y
+                ndarray::Zip::from(g).and(&o).and(&y).for_each(|g, &o, &y| {
+                    sum += o.max(0.0) - o * y + (-o.abs()).exp().ln_1p();
+                    *g = (stable_sigmoid(o) - y) / nt;
+                });
+            }
+            Head::CrossEntropy(labels) => {
+                // ℓ = logsumexp(o) − o_y,  ∂ℓ/∂o = softmax(o) − onehot(y)
+                g.assign(&softmax(o));
+                for (i, &c) in labels[rows].iter().enumerate() {
+                    let row = o.row(i);
+                    let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                    let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                    sum += lse - row[c];
+                    g[[i, c]] -= 1.0;
+                }
+                g.mapv_inplace(|v| v / nf);
+            }
+        }
+        sum
+    }
+
+    /// Backward pass over the samples `rows`: their part of the gradient, in the flat order,
+    /// into `grad` (every entry overwritten). G_Zₗ = G_Aₗ ⊙ f'(Zₗ) overwrites G_Aₗ.
     ///
     /// ∇Wₗ = G_Zₗᵀ Aₗ₋₁ takes G_Zₗᵀ as an explicit row-major copy: faer runs this K = n product
     /// at ~75 GFLOP/s on one core from a row-major left operand, ~53 from the transposed view
     /// (its column stride, 256 doubles, is a power of two), and the copy costs far less.
-    fn backward(&self, fw: &Forward, p: &Params<'_>) -> Result<Array1<f64>> {
+    #[allow(clippy::too_many_arguments)]
+    fn backward_rows(
+        &self,
+        p: &Params<'_>,
+        rows: Range<usize>,
+        par: bool,
+        z: &[ArrayViewMut2<'_, f64>],
+        a: &[ArrayViewMut2<'_, f64>],
+        g_out: ArrayView2<'_, f64>,
+        grad: &mut [f64],
+    ) -> Result<()> {
         let layers = &self.model.layers;
-        let mut grad = Array1::zeros(self.dim);
-        let mut gz = self.pool.copy(&fw.g_out);
+        let m = rows.len();
+        let mut gz = self.pool.scratch(m, g_out.ncols());
+        gz.assign(&g_out);
         for l in (0..layers.len()).rev() {
             let layer = &layers[l];
             if !self.linear_top(l) {
-                scale_by_derivative(&mut gz, &fw.z[l], &fw.a[l], layer.activation)?;
+                let zl = if self.keeps_z(l) { z[l].view() } else { a[l].view() };
+                scale_by_derivative(&mut gz, zl, a[l].view(), layer.activation)?;
             }
-            let input = if l == 0 { self.x.view() } else { fw.a[l - 1].view() };
+            let input = if l == 0 { self.x.slice(s![rows.clone(), ..]) } else { a[l - 1].view() };
             let slot = self.slots[l];
             let (out, inp) = layer.weight.dim();
             {
-                let gw = grad.slice_mut(s![slot.weight..slot.weight + out * inp]);
-                let gw = gw
-                    .into_shape_with_order((out, inp))
-                    .map_err(|e| Error::shape("backward", e.to_string()))?;
-                let gzt = transposed(&self.pool, &gz)?;
-                gemm_into(gw, false, 1.0, gzt.view(), input)?;
+                let gw =
+                    ArrayViewMut2::from_shape((out, inp), &mut grad[slot.weight..slot.weight + out * inp])
+                        .map_err(|e| Error::shape("backward", e.to_string()))?;
+                let gzt = transposed(&self.pool, &gz, par)?;
+                gemm(par, gw, false, 1.0, gzt.view(), input)?;
                 self.pool.recycle(gzt);
             }
             if let Some(b) = slot.bias {
-                grad.slice_mut(s![b..b + out]).assign(&gz.sum_axis(Axis(0)));
+                grad[b..b + out].iter_mut().zip(&gz.sum_axis(Axis(0))).for_each(|(g, s)| *g = *s);
             }
             if l > 0 {
-                let mut next = self.pool.scratch(gz.nrows(), inp);
-                gemm_into(next.view_mut(), false, 1.0, gz.view(), p.weight[l])?;
+                let mut next = self.pool.scratch(m, inp);
+                gemm(par, next.view_mut(), false, 1.0, gz.view(), p.weight[l])?;
                 self.pool.recycle(std::mem::replace(&mut gz, next));
             }
         }
         self.pool.recycle(gz);
-        Ok(grad)
+        Ok(())
     }
 
     /// Whether layer l's activation is folded into the loss head (or is the identity), so
@@ -420,15 +541,6 @@ struct Params<'p> {
     bias: Vec<Option<ArrayView1<'p, f64>>>,
 }
 
-impl<'p> Params<'p> {
-    fn of(model: &'p Mlp<f64>) -> Self {
-        Params {
-            weight: model.layers.iter().map(|l| l.weight.view()).collect(),
-            bias: model.layers.iter().map(|l| l.bias.as_ref().map(|b| b.view())).collect(),
-        }
-    }
-}
-
 /// Whether every element is finite: x·0 is 0 for finite x and NaN otherwise, summed in eight
 /// lanes so the loop vectorises (a short-circuiting search does not).
 fn all_finite(x: &[f64]) -> bool {
@@ -444,20 +556,20 @@ fn all_finite(x: &[f64]) -> bool {
 }
 
 /// Aᵀ as a row-major matrix from the pool.
-fn transposed(pool: &Pool, a: &Array2<f64>) -> Result<Array2<f64>> {
+fn transposed(pool: &Pool, a: &Array2<f64>, par: bool) -> Result<Array2<f64>> {
     let (rows, cols) = a.dim();
     let mut t = pool.scratch(cols, rows);
     let (Some(src), Some(dst)) = (a.as_slice(), t.as_slice_mut()) else {
         return Err(Error::shape("transpose", "non-contiguous buffer"));
     };
-    transpose_into(src, rows, cols, dst);
+    transpose_into(src, rows, cols, dst, par);
     Ok(t)
 }
 
 /// dst (cols×rows, row-major) = srcᵀ (src rows×cols, row-major); the two halves of dst's rows
-/// on two threads when large.
-fn transpose_into(src: &[f64], rows: usize, cols: usize, dst: &mut [f64]) {
-    if rows * cols >= 1 << 16 && cols >= 2 {
+/// on two threads when large and `par`.
+fn transpose_into(src: &[f64], rows: usize, cols: usize, dst: &mut [f64], par: bool) {
+    if par && rows * cols >= 1 << 16 && cols >= 2 {
         let half = cols / 2;
         let (lo, hi) = dst.split_at_mut(half * rows);
         rayon::join(|| transpose_cols(src, rows, cols, 0, lo), || transpose_cols(src, rows, cols, half, hi));
@@ -486,7 +598,12 @@ fn transpose_cols(src: &[f64], rows: usize, cols: usize, c0: usize, dst: &mut [f
 
 /// gz ⊙= f'(Z) elementwise, one monomorphised loop per activation (vectorised for sigmoid and
 /// tanh, which need only A).
-fn scale_by_derivative(gz: &mut Array2<f64>, z: &Array2<f64>, a: &Array2<f64>, f: Activation) -> Result<()> {
+fn scale_by_derivative(
+    gz: &mut Array2<f64>,
+    z: ArrayView2<'_, f64>,
+    a: ArrayView2<'_, f64>,
+    f: Activation,
+) -> Result<()> {
     let (Some(g), Some(zs), Some(as_)) = (gz.as_slice_mut(), z.as_slice(), a.as_slice()) else {
         return Err(Error::shape("backward", "non-contiguous buffer"));
     };
@@ -500,6 +617,97 @@ fn scale_by_derivative(gz: &mut Array2<f64>, z: &Array2<f64>, a: &Array2<f64>, f
         },
     );
     Ok(())
+}
+
+/// c = a·b (or c += a·b), through the pool's threads when `par`, else on this thread.
+fn gemm(
+    par: bool,
+    c: ArrayViewMut2<'_, f64>,
+    accumulate: bool,
+    alpha: f64,
+    a: ArrayView2<'_, f64>,
+    b: ArrayView2<'_, f64>,
+) -> Result<()> {
+    if par { gemm_into(c, accumulate, alpha, a, b) } else { gemm_into_seq(c, accumulate, alpha, a, b) }
+}
+
+/// A = f(A + 1bᵀ) in place (n rows of w), through the training code's activation pass. When not
+/// `par` it goes in blocks below that pass's parallel threshold, so it stays on this thread.
+fn activate(buf: &mut [f64], n: usize, w: usize, bias: Option<&[f64]>, f: Activation, par: bool) {
+    if par || w == 0 {
+        bias_activation(buf, n, w, bias, f);
+        return;
+    }
+    let rows = ((PARALLEL_ELEMS - 1) / w).max(1);
+    for block in buf[..n * w].chunks_mut(rows * w) {
+        bias_activation(block, block.len() / w, w, bias, f);
+    }
+}
+
+/// a + b elementwise into a new vector, in two halves on two threads (each entry written once:
+/// no zeroing pass first).
+fn sum_halves(a: &[f64], b: &[f64]) -> Vec<f64> {
+    use rayon::prelude::*;
+    let mut out = Vec::new();
+    a.par_iter()
+        .zip(b)
+        .with_min_len(a.len().div_ceil(2).max(1))
+        .map(|(a, b)| a + b)
+        .collect_into_vec(&mut out);
+    out
+}
+
+/// out = a + b (1×len rows), in two halves on two threads.
+fn add_halves(out: &mut [f64], a: &Array2<f64>, b: &Array2<f64>) {
+    let (Some(a), Some(b)) = (a.as_slice(), b.as_slice()) else {
+        debug_assert!(false, "buffers are contiguous");
+        return;
+    };
+    let add = |o: &mut [f64], a: &[f64], b: &[f64]| {
+        vectorized(
+            #[inline(always)]
+            || o.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| *o = a + b),
+        )
+    };
+    let mid = out.len() / 2;
+    let (o0, o1) = out.split_at_mut(mid);
+    rayon::join(|| add(o0, &a[..mid], &b[..mid]), || add(o1, &a[mid..], &b[mid..]));
+}
+
+/// The rows (samples) `rows` of m.
+fn rows_of<'m>(m: &'m Array2<f64>, rows: &Range<usize>) -> ArrayView2<'m, f64> {
+    m.slice(s![rows.clone(), ..])
+}
+
+/// Mutable views of whole matrices.
+fn views_mut(mats: &mut [Array2<f64>]) -> Vec<ArrayViewMut2<'_, f64>> {
+    mats.iter_mut().map(|m| m.view_mut()).collect()
+}
+
+/// Rows ..mid and mid.. of every matrix.
+#[allow(clippy::type_complexity)]
+fn split_views(
+    mats: &mut [Array2<f64>],
+    mid: usize,
+) -> (Vec<ArrayViewMut2<'_, f64>>, Vec<ArrayViewMut2<'_, f64>>) {
+    mats.iter_mut().map(|m| m.view_mut().split_at(Axis(0), mid)).unzip()
+}
+
+/// Rows ..mid and mid.. of every matrix present.
+#[allow(clippy::type_complexity)]
+fn split_opt_views(
+    mats: &mut [Option<Array2<f64>>],
+    mid: usize,
+) -> (Vec<Option<ArrayViewMut2<'_, f64>>>, Vec<Option<ArrayViewMut2<'_, f64>>>) {
+    mats.iter_mut()
+        .map(|m| match m {
+            Some(m) => {
+                let (lo, hi) = m.view_mut().split_at(Axis(0), mid);
+                (Some(lo), Some(hi))
+            }
+            None => (None, None),
+        })
+        .unzip()
 }
 
 struct Forward {
@@ -532,11 +740,55 @@ impl Objective for MlpObjective {
             }
         };
         let p = self.params_at(ws)?;
-        let fw = self.forward(&p)?;
-        let grad = self.backward(&fw, &p);
-        let loss = fw.loss;
-        self.recycle_forward(fw);
-        Ok((loss, grad?))
+        let n = self.x.nrows();
+        let (mut z, mut a) = (self.z_buffers(), self.layer_buffers());
+        let mut g_out = self.pool.scratch(n, self.model.outputs());
+        let pass = |rows: Range<usize>,
+                    par: bool,
+                    z: &mut [ArrayViewMut2<'_, f64>],
+                    a: &mut [ArrayViewMut2<'_, f64>],
+                    g: &mut ArrayViewMut2<'_, f64>,
+                    grad: &mut [f64]| {
+            let sum = self.forward_rows(&p, rows.clone(), par, z, a, g)?;
+            self.backward_rows(&p, rows, par, z, a, g.view(), grad)?;
+            Ok::<_, Error>(sum)
+        };
+        let (sum, grad) = match self.split() {
+            None => {
+                let mut grad = vec![0.0; self.dim];
+                let sum = pass(
+                    0..n,
+                    true,
+                    &mut views_mut(&mut z),
+                    &mut views_mut(&mut a),
+                    &mut g_out.view_mut(),
+                    &mut grad,
+                )?;
+                (sum, grad)
+            }
+            Some(mid) => {
+                // Each half's gradient is a sum over its samples; the two are added in a fixed
+                // order (the same result on every run).
+                let ((mut z0, mut z1), (mut a0, mut a1)) =
+                    (split_views(&mut z, mid), split_views(&mut a, mid));
+                let (mut g0, mut g1) = g_out.view_mut().split_at(Axis(0), mid);
+                let (mut part0, mut part1) = (self.pool.scratch(1, self.dim), self.pool.scratch(1, self.dim));
+                let (Some(p0), Some(p1)) = (part0.as_slice_mut(), part1.as_slice_mut()) else {
+                    return Err(Error::shape("gradient", "non-contiguous buffer"));
+                };
+                let (s0, s1) = rayon::join(
+                    || pass(0..mid, false, &mut z0, &mut a0, &mut g0, p0),
+                    || pass(mid..n, false, &mut z1, &mut a1, &mut g1, p1),
+                );
+                let sum = s0? + s1?;
+                let grad = sum_halves(p0, p1);
+                self.pool.recycle(part0);
+                self.pool.recycle(part1);
+                (sum, grad)
+            }
+        };
+        z.into_iter().chain(a).chain([g_out]).for_each(|m| self.pool.recycle(m));
+        Ok((self.finish_loss(sum), Array1::from(grad)))
     }
 
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>> {
@@ -547,58 +799,63 @@ impl Objective for MlpObjective {
 impl MlpObjective {
     /// The curvature operator at w with its forward/backward state cached (concrete type).
     pub fn curvature_at(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<MlpCurvature<'_>> {
-        let model = self.model_at(w)?;
-        let fw = self.forward(&Params::of(&model))?;
-        // The backward pass without the weight gradients: G_Zₗ, and in the same sweep
-        // f'(Zₗ) and G_Aₗ ⊙ f''(Zₗ) (zero for the piecewise-linear activations).
+        // A pooled copy of w (no fresh pages to fault in per operator); the weights are views
+        // of it, unselected biases the model's.
+        self.check_point(&w)?;
+        let mut w_copy = self.pool.scratch(1, self.dim);
+        w_copy.row_mut(0).assign(&w);
+        let ws = w_copy.as_slice().ok_or_else(|| Error::shape("curvature", "non-contiguous buffer"))?;
+        let p = self.params_at(ws)?;
+        let model = &self.model;
+        let n = self.x.nrows();
         let nl = model.layers.len();
-        let mut g_z: Vec<Array2<f64>> = Vec::with_capacity(nl);
-        let mut d1 = Vec::with_capacity(nl);
-        let mut d2 = Vec::with_capacity(nl);
-        let mut gz = self.pool.copy(&fw.g_out);
-        for l in (0..nl).rev() {
-            let layer = &model.layers[l];
-            let f = layer.activation;
-            if self.linear_top(l) || f == Activation::Identity {
-                d1.push(None);
-                d2.push(None);
-            } else {
-                let (z, a) = (&fw.z[l], &fw.a[l]);
-                let mut f1 = self.pool.scratch(z.nrows(), z.ncols());
-                if kind == Curvature::Hessian
-                    && matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Softplus)
-                {
-                    let mut f2 = self.pool.scratch(z.nrows(), z.ncols());
-                    ndarray::Zip::from(&mut gz).and(&mut f1).and(&mut f2).and(z).and(a).for_each(
-                        |g, d, s, &z, &a| {
-                            *d = f.derivative(z, a);
-                            *s = *g * f.second_derivative(z, a);
-                            *g *= *d;
-                        },
-                    );
-                    d2.push(Some(f2));
+        // f'(Zₗ) where it is not 1, and G_Aₗ ⊙ f''(Zₗ) where it is not 0 (the Hessian only).
+        let (mut d1, mut d2): (Vec<_>, Vec<_>) = model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let f = layer.activation;
+                let o = layer.outputs();
+                if self.linear_top(l) || f == Activation::Identity {
+                    (None, None)
                 } else {
-                    ndarray::Zip::from(&mut gz).and(&mut f1).and(z).and(a).for_each(|g, d, &z, &a| {
-                        *d = f.derivative(z, a);
-                        *g *= *d;
-                    });
-                    d2.push(None);
+                    let second = kind == Curvature::Hessian
+                        && matches!(f, Activation::Sigmoid | Activation::Tanh | Activation::Softplus);
+                    (Some(self.pool.scratch(n, o)), second.then(|| self.pool.scratch(n, o)))
                 }
-                d1.push(Some(f1));
+            })
+            .unzip();
+        let (mut z, mut a, mut g_z) = (self.z_buffers(), self.layer_buffers(), self.layer_buffers());
+        // The forward pass and the backward pass without the weight gradients: G_Zₗ, f'(Zₗ)
+        // and G_Aₗ ⊙ f''(Zₗ), all per sample. G_O goes straight into the top G_Z.
+        let pass = |rows: Range<usize>, par: bool, mut v: PassViews<'_>| {
+            let top = v.g_z.last_mut().ok_or_else(|| Error::invalid("model", "has no layers"))?;
+            self.forward_rows(&p, rows, par, &mut v.z, &mut v.a, top)?;
+            self.delta_rows(&p, par, &mut v)
+        };
+        match self.split() {
+            None => {
+                let v = PassViews {
+                    z: views_mut(&mut z),
+                    a: views_mut(&mut a),
+                    g_z: views_mut(&mut g_z),
+                    d1: d1.iter_mut().map(|m| m.as_mut().map(|m| m.view_mut())).collect(),
+                    d2: d2.iter_mut().map(|m| m.as_mut().map(|m| m.view_mut())).collect(),
+                };
+                pass(0..n, true, v)?;
             }
-            let next = if l > 0 {
-                let mut next = self.pool.scratch(gz.nrows(), layer.inputs());
-                gemm_into(next.view_mut(), false, 1.0, gz.view(), layer.weight.view())?;
-                Some(next)
-            } else {
-                None
-            };
-            g_z.push(std::mem::replace(&mut gz, next.unwrap_or_default()));
+            Some(mid) => {
+                let ((z0, z1), (a0, a1), (g0, g1)) =
+                    (split_views(&mut z, mid), split_views(&mut a, mid), split_views(&mut g_z, mid));
+                let ((e0, e1), (s0, s1)) = (split_opt_views(&mut d1, mid), split_opt_views(&mut d2, mid));
+                let lo = PassViews { z: z0, a: a0, g_z: g0, d1: e0, d2: s0 };
+                let hi = PassViews { z: z1, a: a1, g_z: g1, d1: e1, d2: s1 };
+                let (r0, r1) = rayon::join(|| pass(0..mid, false, lo), || pass(mid..n, false, hi));
+                r0?;
+                r1?;
+            }
         }
-        self.pool.recycle(gz);
-        g_z.reverse();
-        d1.reverse();
-        d2.reverse();
         // The loss head's Hessian in the output, per sample.
         let n = self.x.nrows();
         let t = self.model.outputs();
@@ -607,21 +864,19 @@ impl MlpObjective {
             Head::Mse => HeadHessian::Scaled(2.0 / (n * t) as f64),
             Head::BceLogits => {
                 let nt = (n * t) as f64;
-                let z = &fw.z[nl - 1];
+                let z = &z[nl - 1];
                 HeadHessian::Diagonal(z.mapv(|o| {
                     let p = stable_sigmoid(o);
                     p * (1.0 - p) / nt
                 }))
             }
-            Head::CrossEntropy(_) => HeadHessian::Softmax(softmax(fw.a[nl - 1].view()), 1.0 / n as f64),
+            Head::CrossEntropy(_) => HeadHessian::Softmax(softmax(a[nl - 1].view()), 1.0 / n as f64),
         };
-        let Forward { z, a, g_out, .. } = fw;
         z.into_iter().for_each(|m| self.pool.recycle(m));
-        self.pool.recycle(g_out);
         Ok(MlpCurvature {
             obj: self,
             kind,
-            model,
+            w: w_copy,
             a,
             g_z,
             g_zt: std::sync::OnceLock::new(),
@@ -631,6 +886,75 @@ impl MlpObjective {
             batch_elements: BATCH_ELEMENTS,
             m_elements: M_ELEMENTS,
         })
+    }
+}
+
+/// One block of samples' rows of the per-sample matrices [`MlpObjective::curvature_at`] fills.
+struct PassViews<'b> {
+    z: Vec<ArrayViewMut2<'b, f64>>,
+    a: Vec<ArrayViewMut2<'b, f64>>,
+    g_z: Vec<ArrayViewMut2<'b, f64>>,
+    d1: Vec<Option<ArrayViewMut2<'b, f64>>>,
+    d2: Vec<Option<ArrayViewMut2<'b, f64>>>,
+}
+
+impl MlpObjective {
+    /// The backward pass of a block of samples without the weight gradients: g_z[top] holds
+    /// G_O on entry; every G_Zₗ = G_Aₗ ⊙ f'(Zₗ) (G_Aₗ₋₁ = G_Zₗ Wₗ), with f'(Zₗ) into d1 and
+    /// G_Aₗ ⊙ f''(Zₗ) into d2 where those are kept.
+    fn delta_rows(&self, p: &Params<'_>, par: bool, v: &mut PassViews<'_>) -> Result<()> {
+        for l in (0..self.model.layers.len()).rev() {
+            let f = self.model.layers[l].activation;
+            // Z is not kept where f' and f'' are functions of A (they ignore it).
+            let (z, a) = (if self.keeps_z(l) { &v.z[l] } else { &v.a[l] }, &v.a[l]);
+            let gz = &mut v.g_z[l];
+            match (&mut v.d1[l], &mut v.d2[l]) {
+                // Sigmoid and tanh: f' and f'' from A in one vectorised sweep (the same
+                // products as `Activation::derivative` and `second_derivative`).
+                (Some(f1), Some(f2)) if matches!(f, Activation::Sigmoid | Activation::Tanh) => {
+                    let (Some(g), Some(d), Some(s), Some(a)) =
+                        (gz.as_slice_mut(), f1.as_slice_mut(), f2.as_slice_mut(), a.as_slice())
+                    else {
+                        return Err(Error::shape("curvature", "non-contiguous buffer"));
+                    };
+                    let sigmoid = f == Activation::Sigmoid;
+                    vectorized(
+                        #[inline(always)]
+                        || {
+                            for (((g, d), s), &a) in g.iter_mut().zip(d.iter_mut()).zip(s.iter_mut()).zip(a) {
+                                let (d1, d2) = if sigmoid {
+                                    let d1 = a * (1.0 - a);
+                                    (d1, d1 * (1.0 - 2.0 * a))
+                                } else {
+                                    let d1 = 1.0 - a * a;
+                                    (d1, -2.0 * a * d1)
+                                };
+                                *d = d1;
+                                *s = *g * d2;
+                                *g *= d1;
+                            }
+                        },
+                    );
+                }
+                (Some(f1), Some(f2)) => {
+                    ndarray::Zip::from(gz).and(f1).and(f2).and(z).and(a).for_each(|g, d, s, &z, &a| {
+                        *d = f.derivative(z, a);
+                        *s = *g * f.second_derivative(z, a);
+                        *g *= *d;
+                    })
+                }
+                (Some(f1), None) => ndarray::Zip::from(gz).and(f1).and(z).and(a).for_each(|g, d, &z, &a| {
+                    *d = f.derivative(z, a);
+                    *g *= *d;
+                }),
+                _ => {}
+            }
+            if l > 0 {
+                let (below, here) = v.g_z.split_at_mut(l);
+                gemm(par, below[l - 1].view_mut(), false, 1.0, here[0].view(), p.weight[l])?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -676,7 +1000,8 @@ enum HeadHessian {
 pub struct MlpCurvature<'a> {
     obj: &'a MlpObjective,
     kind: Curvature,
-    model: Mlp<f64>,
+    /// The point (1×dim): layer l's weights are [`Self::weight`]`(l)`.
+    w: Array2<f64>,
     a: Vec<Array2<f64>>,
     g_z: Vec<Array2<f64>>,
     /// G_Zₗᵀ (oₗ×n, row-major) for layers above the first, made by the first product that
@@ -696,15 +1021,16 @@ pub struct MlpCurvature<'a> {
 const PAR_ELEMENTS: usize = 1 << 16;
 
 /// Runs `kernel(samples, rows)` on the sample range 0..n and its rows of `out` (`per_sample`
-/// numbers each), in two halves on two threads when the pass covers at least
+/// numbers each), in two halves on two threads when `par` and the pass covers at least
 /// [`PAR_ELEMENTS`] numbers.
 fn split_samples(
+    par: bool,
     out: &mut [f64],
     n: usize,
     per_sample: usize,
     kernel: impl Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
 ) {
-    if n >= 2 && n * per_sample >= PAR_ELEMENTS {
+    if par && n >= 2 && n * per_sample >= PAR_ELEMENTS {
         let mid = n / 2;
         let (lo, hi) = out.split_at_mut(mid * per_sample);
         rayon::join(|| kernel(0..mid, lo), || kernel(mid..n, hi));
@@ -714,7 +1040,7 @@ fn split_samples(
 }
 
 /// rows (i, j) of an (n·k)×w matrix ⊙= m[i, :] (n×w), broadcast over the k directions.
-fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
+fn mul_broadcast(par: bool, r: &mut Array2<f64>, m: ArrayView2<'_, f64>, k: usize) {
     let w = m.ncols();
     let (Some(rs), Some(ms)) = (r.as_slice_mut(), m.as_slice()) else {
         debug_assert!(false, "buffers are contiguous");
@@ -722,7 +1048,7 @@ fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
     };
     let (n, kw) = (ms.len() / w.max(1), k * w);
     debug_assert_eq!(rs.len(), n * kw);
-    split_samples(rs, n, kw, |range, rs| {
+    split_samples(par, rs, n, kw, |range, rs| {
         let ms = &ms[range.start * w..range.end * w];
         vectorized(
             #[inline(always)]
@@ -739,7 +1065,14 @@ fn mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, k: usize) {
 
 /// rows (i, j) of r = r ⊙ m[i, :] + s[i, :] ⊙ x[(i, j), :]: a [`mul_broadcast`] and an
 /// [`add_mul_broadcast`] in one sweep (the same operations in the same order).
-fn mul_add_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, s: &Array2<f64>, x: &Array2<f64>, k: usize) {
+fn mul_add_broadcast(
+    par: bool,
+    r: &mut Array2<f64>,
+    m: ArrayView2<'_, f64>,
+    s: ArrayView2<'_, f64>,
+    x: &Array2<f64>,
+    k: usize,
+) {
     let w = m.ncols();
     let (Some(rs), Some(ms), Some(ss), Some(xs)) =
         (r.as_slice_mut(), m.as_slice(), s.as_slice(), x.as_slice())
@@ -749,7 +1082,7 @@ fn mul_add_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, s: &Array2<f64>, x: &
     };
     let (n, kw) = (ms.len() / w.max(1), k * w);
     debug_assert!(rs.len() == n * kw && xs.len() == n * kw && ss.len() == ms.len());
-    split_samples(rs, n, kw, |range, rs| {
+    split_samples(par, rs, n, kw, |range, rs| {
         let (ms, ss) = (&ms[range.start * w..range.end * w], &ss[range.start * w..range.end * w]);
         let xs = &xs[range.start * kw..range.end * kw];
         vectorized(
@@ -773,7 +1106,7 @@ fn mul_add_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, s: &Array2<f64>, x: &
 }
 
 /// rows (i, j) of dst = x[(i, j), :] ⊙ m[i, :]: a copy and a [`mul_broadcast`] in one sweep.
-fn mul_broadcast_into(dst: &mut Array2<f64>, x: &Array2<f64>, m: &Array2<f64>, k: usize) {
+fn mul_broadcast_into(par: bool, dst: &mut Array2<f64>, x: &Array2<f64>, m: ArrayView2<'_, f64>, k: usize) {
     let w = m.ncols();
     let (Some(ds), Some(xs), Some(ms)) = (dst.as_slice_mut(), x.as_slice(), m.as_slice()) else {
         debug_assert!(false, "buffers are contiguous");
@@ -781,7 +1114,7 @@ fn mul_broadcast_into(dst: &mut Array2<f64>, x: &Array2<f64>, m: &Array2<f64>, k
     };
     let (n, kw) = (ms.len() / w.max(1), k * w);
     debug_assert!(ds.len() == n * kw && xs.len() == n * kw);
-    split_samples(ds, n, kw, |range, ds| {
+    split_samples(par, ds, n, kw, |range, ds| {
         let ms = &ms[range.start * w..range.end * w];
         let xs = &xs[range.start * kw..range.end * kw];
         vectorized(
@@ -800,7 +1133,7 @@ fn mul_broadcast_into(dst: &mut Array2<f64>, x: &Array2<f64>, m: &Array2<f64>, k
 }
 
 /// rows (i, j) of r += m[i, :] ⊙ x[(i, j), :].
-fn add_mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, x: &Array2<f64>, k: usize) {
+fn add_mul_broadcast(par: bool, r: &mut Array2<f64>, m: ArrayView2<'_, f64>, x: &Array2<f64>, k: usize) {
     let w = m.ncols();
     let (Some(rs), Some(ms), Some(xs)) = (r.as_slice_mut(), m.as_slice(), x.as_slice()) else {
         debug_assert!(false, "buffers are contiguous");
@@ -808,7 +1141,7 @@ fn add_mul_broadcast(r: &mut Array2<f64>, m: &Array2<f64>, x: &Array2<f64>, k: u
     };
     let (n, kw) = (ms.len() / w.max(1), k * w);
     debug_assert!(rs.len() == n * kw && xs.len() == n * kw);
-    split_samples(rs, n, kw, |range, rs| {
+    split_samples(par, rs, n, kw, |range, rs| {
         let ms = &ms[range.start * w..range.end * w];
         let xs = &xs[range.start * kw..range.end * kw];
         vectorized(
@@ -855,24 +1188,43 @@ fn reshape<'a>(a: &'a mut Array2<f64>, rows: usize, cols: usize) -> Result<Array
 }
 
 impl MlpCurvature<'_> {
+    /// Layer l's weights (out×in) at the operator's point.
+    fn weight(&self, l: usize) -> Result<ArrayView2<'_, f64>> {
+        let (o, i) = self.obj.model.layers[l].weight.dim();
+        let start = self.obj.slots[l].weight;
+        let w = self.w.as_slice().ok_or_else(|| Error::shape("curvature", "non-contiguous point"))?;
+        ArrayView2::from_shape((o, i), &w[start..start + o * i])
+            .map_err(|e| Error::shape("curvature", e.to_string()))
+    }
+
     /// The R-op for a batch of k directions, run backward down to layer `last`: at every layer
     /// l ≥ last it hands `sink(l, R{G_Zₗ}, R{Aₗ₋₁})` — R{G_Zₗ} is (n·k)×oₗ with rows (sample,
     /// direction); R{Aₗ₋₁} is given only where the term G_Zₗᵀ R{Aₗ₋₁} of R{∇Wₗ} is nonzero (the
     /// Hessian, l above the directions' first layer).
-    fn r_op(&self, dirs: &Directions<'_>, last: usize, sink: &mut Sink<'_>) -> Result<()> {
+    ///
+    /// Only the samples `rows` (every line of the pass is per sample); `par`: whether GEMMs and
+    /// elementwise passes may use the pool, or stay on this thread.
+    fn r_op(
+        &self,
+        dirs: &Directions<'_>,
+        last: usize,
+        rows: Range<usize>,
+        par: bool,
+        sink: &mut Sink<'_>,
+    ) -> Result<()> {
         let k = dirs.len();
         let first = dirs.first_layer();
-        let n = self.obj.x.nrows();
-        let nl = self.model.layers.len();
+        let n = rows.len();
+        let nl = self.obj.model.layers.len();
         let hessian = self.kind == Curvature::Hessian;
         let slots = &self.obj.slots;
-        let input = |l: usize| if l == 0 { self.obj.x.view() } else { self.a[l - 1].view() };
+        let input = |l: usize| rows_of(if l == 0 { &self.obj.x } else { &self.a[l - 1] }, &rows);
 
         // Forward: R{Z}, R{A} for layers first.. (zero before).
         let mut rz: Vec<Array2<f64>> = (0..nl).map(|_| Array2::zeros((0, 0))).collect();
         let mut ra: Vec<Option<Array2<f64>>> = (0..nl).map(|_| None).collect();
         for l in first..nl {
-            let layer = &self.model.layers[l];
+            let layer = &self.obj.model.layers[l];
             let (o, i) = layer.weight.dim();
             // Overwritten by the GEMM from the layer below, or built up from zero at `first`.
             // Dense directions at the first layer: the GEMM below overwrites r; neuron tangents
@@ -881,7 +1233,7 @@ impl MlpCurvature<'_> {
             let mut r = if l > first || dense { self.scratch(n * k, o) } else { self.buffer(n * k, o) };
             if l > first {
                 let prev = ra[l - 1].as_ref().unwrap_or(&rz[l - 1]);
-                gemm_into(r.view_mut(), false, 1.0, prev.view(), layer.weight.t())?;
+                gemm(par, r.view_mut(), false, 1.0, prev.view(), self.weight(l)?.t())?;
             }
             match dirs {
                 Directions::Dense(v) if k == 1 && v.row(0).as_slice().is_some() => {
@@ -889,7 +1241,7 @@ impl MlpCurvature<'_> {
                     let vl = v.slice(s![0, slots[l].weight..slots[l].weight + o * i]);
                     let vl =
                         vl.into_shape_with_order((o, i)).map_err(|e| Error::shape("R-op", e.to_string()))?;
-                    gemm_into(r.view_mut(), l > first, 1.0, input(l), vl.t())?;
+                    gemm(par, r.view_mut(), l > first, 1.0, input(l), vl.t())?;
                     if let Some(b) = slots[l].bias {
                         let vb = v.slice(s![0, b..b + o]);
                         r.rows_mut().into_iter().for_each(|mut row| row += &vb);
@@ -905,7 +1257,7 @@ impl MlpCurvature<'_> {
                             .map_err(|e| Error::shape("R-op", e.to_string()))?;
                         vwt.slice_mut(s![.., j * o..(j + 1) * o]).assign(&vj.t());
                     }
-                    gemm_into(reshape(&mut r, n, k * o)?, l > first, 1.0, input(l), vwt.view())?;
+                    gemm(par, reshape(&mut r, n, k * o)?, l > first, 1.0, input(l), vwt.view())?;
                     self.recycle(vwt);
                     if let Some(b) = slots[l].bias {
                         let vb = v.slice(s![.., b..b + o]);
@@ -928,7 +1280,7 @@ impl MlpCurvature<'_> {
             }
             if let Some(f1) = &self.d1[l] {
                 let mut ral = self.scratch(n * k, o);
-                mul_broadcast_into(&mut ral, &r, f1, k);
+                mul_broadcast_into(par, &mut ral, &r, rows_of(f1, &rows), k);
                 ra[l] = Some(ral);
             }
             rz[l] = r;
@@ -945,14 +1297,14 @@ impl MlpCurvature<'_> {
             }
             HeadHessian::Diagonal(h) => {
                 let mut r = self.scratch(ro.nrows(), ro.ncols());
-                mul_broadcast_into(&mut r, ro, h, k);
+                mul_broadcast_into(par, &mut r, ro, rows_of(h, &rows), k);
                 r
             }
             HeadHessian::Softmax(p, c) => {
                 let mut r = self.copy(ro);
                 let t = p.ncols();
                 for (row_idx, mut row) in r.rows_mut().into_iter().enumerate() {
-                    let pi = p.row(row_idx / k);
+                    let pi = p.row(rows.start + row_idx / k);
                     let dot: f64 = pi.iter().zip(row.iter()).map(|(p, u)| p * u).sum();
                     for c_ in 0..t {
                         row[c_] = c * pi[c_] * (row[c_] - dot);
@@ -964,14 +1316,16 @@ impl MlpCurvature<'_> {
 
         // Backward.
         for l in (last..nl).rev() {
-            let layer = &self.model.layers[l];
+            let layer = &self.obj.model.layers[l];
             let (o, i) = layer.weight.dim();
             let mut rgz = rga;
             let s2 = if hessian && l >= first { self.d2[l].as_ref() } else { None };
             match (&self.d1[l], s2) {
-                (Some(f1), Some(s2)) => mul_add_broadcast(&mut rgz, f1, s2, &rz[l], k),
-                (Some(f1), None) => mul_broadcast(&mut rgz, f1, k),
-                (None, Some(s2)) => add_mul_broadcast(&mut rgz, s2, &rz[l], k),
+                (Some(f1), Some(s2)) => {
+                    mul_add_broadcast(par, &mut rgz, rows_of(f1, &rows), rows_of(s2, &rows), &rz[l], k)
+                }
+                (Some(f1), None) => mul_broadcast(par, &mut rgz, rows_of(f1, &rows), k),
+                (None, Some(s2)) => add_mul_broadcast(par, &mut rgz, rows_of(s2, &rows), &rz[l], k),
                 (None, None) => {}
             }
             let slot = slots[l];
@@ -980,7 +1334,7 @@ impl MlpCurvature<'_> {
             sink(l, &rgz, prev)?;
             if l > last {
                 let mut next = self.scratch(n * k, i);
-                gemm_into(next.view_mut(), false, 1.0, rgz.view(), layer.weight.view())?;
+                gemm(par, next.view_mut(), false, 1.0, rgz.view(), self.weight(l)?)?;
                 if hessian {
                     match dirs {
                         Directions::Dense(v) if k == 1 => {
@@ -988,7 +1342,7 @@ impl MlpCurvature<'_> {
                             let vl = vl
                                 .into_shape_with_order((o, i))
                                 .map_err(|e| Error::shape("R-op", e.to_string()))?;
-                            gemm_into(next.view_mut(), true, 1.0, self.g_z[l].view(), vl)?;
+                            gemm(par, next.view_mut(), true, 1.0, rows_of(&self.g_z[l], &rows), vl)?;
                         }
                         Directions::Dense(v) => {
                             // G_Z Vₗ: (n×o)·(o×k·i), vw[o, (j, c)] = V_j[o, c].
@@ -1000,11 +1354,12 @@ impl MlpCurvature<'_> {
                                     .map_err(|e| Error::shape("R-op", e.to_string()))?;
                                 vw.slice_mut(s![.., j * i..(j + 1) * i]).assign(&vj);
                             }
-                            gemm_into(
+                            gemm(
+                                par,
                                 reshape(&mut next, n, k * i)?,
                                 true,
                                 1.0,
-                                self.g_z[l].view(),
+                                rows_of(&self.g_z[l], &rows),
                                 vw.view(),
                             )?;
                         }
@@ -1024,43 +1379,38 @@ impl MlpCurvature<'_> {
 
     /// Writes H·vⱼ's entries for layer l's parameters into row j of `out`:
     /// R{∇Wₗ}ⱼ = R{G_Zₗ}ⱼᵀ Aₗ₋₁ + G_Zₗᵀ R{Aₗ₋₁}ⱼ, R{∇bₗ}ⱼ = 1ᵀR{G_Zₗ}ⱼ.
+    ///
+    /// From the samples `rows` only (their part of the sums over samples), on this thread
+    /// unless `par`.
     fn write_products(
         &self,
         l: usize,
+        rows: Range<usize>,
+        par: bool,
         rgz: &Array2<f64>,
         prev: Option<&Array2<f64>>,
         out: &mut ArrayViewMut2<'_, f64>,
     ) -> Result<()> {
-        let n = self.obj.x.nrows();
+        let n = rows.len();
         let k = rgz.nrows() / n;
-        let (o, i) = self.model.layers[l].weight.dim();
+        let (o, i) = self.obj.model.layers[l].weight.dim();
         let slot = self.obj.slots[l];
-        let input = if l == 0 { self.obj.x.view() } else { self.a[l - 1].view() };
-        // rows (j, o) of a (k·o)×i matrix; the left operands transposed into row-major copies
-        // (see `MlpObjective::backward`; G_Zₗᵀ is cached).
-        let mut rgw = self.scratch(k * o, i);
-        let mut rgzt = self.scratch(k * o, n);
-        let (Some(src), Some(dst)) = (rgz.as_slice(), rgzt.as_slice_mut()) else {
-            return Err(Error::shape("R-op", "non-contiguous buffer"));
-        };
-        transpose_into(src, n, k * o, dst);
-        gemm_into(rgw.view_mut(), false, 1.0, rgzt.view(), input)?;
-        self.recycle(rgzt);
-        if let Some(prev) = prev {
-            // + G_Zᵀ R{Aₗ₋₁}ⱼ, per direction: rows (s, j) of R{Aₗ₋₁} are a strided view.
-            let g_zt = self
-                .g_z_transposed()?
-                .get(l.wrapping_sub(1))
-                .ok_or_else(|| Error::shape("R-op", "no G_Zᵀ for layer 0"))?;
-            for j in 0..k {
-                let dst = rgw.slice_mut(s![j * o..(j + 1) * o, ..]);
-                gemm_into(dst, true, 1.0, g_zt.view(), prev.slice(s![j..;k, ..]))?;
+        if k == 1 && out.row(0).as_slice().is_some() {
+            // One direction into a contiguous row: the GEMMs write straight into its slot.
+            let mut row = out.row_mut(0);
+            let dst = row.as_slice_mut().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            let rgw = ArrayViewMut2::from_shape((o, i), &mut dst[slot.weight..slot.weight + o * i])
+                .map_err(|e| Error::shape("R-op", e.to_string()))?;
+            self.weight_products(l, rows, par, rgz, prev, rgw)?;
+        } else {
+            let mut rgw = self.scratch(k * o, i);
+            self.weight_products(l, rows, par, rgz, prev, rgw.view_mut())?;
+            let src = rgw.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
+            for (j, block) in src.chunks_exact(o * i).enumerate() {
+                let dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
+                dst.into_iter().zip(block).for_each(|(d, s)| *d = *s);
             }
-        }
-        let src = rgw.as_slice().ok_or_else(|| Error::shape("R-op", "non-contiguous buffer"))?;
-        for (j, block) in src.chunks_exact(o * i).enumerate() {
-            let dst = out.slice_mut(s![j, slot.weight..slot.weight + o * i]);
-            dst.into_iter().zip(block).for_each(|(d, s)| *d = *s);
+            self.recycle(rgw);
         }
         if let Some(b) = slot.bias {
             let mut sums = Array2::<f64>::zeros((k, o));
@@ -1071,8 +1421,66 @@ impl MlpCurvature<'_> {
             }
             out.slice_mut(s![.., b..b + o]).assign(&sums);
         }
-        self.recycle(rgw);
         Ok(())
+    }
+
+    /// rgw (rows (j, o) of a (k·o)×i matrix) = R{G_Zₗ}ⱼᵀ Aₗ₋₁ + G_Zₗᵀ R{Aₗ₋₁}ⱼ over the samples
+    /// `rows`; the left operands transposed into row-major copies (see
+    /// `MlpObjective::backward_rows`; G_Zₗᵀ is cached).
+    fn weight_products(
+        &self,
+        l: usize,
+        rows: Range<usize>,
+        par: bool,
+        rgz: &Array2<f64>,
+        prev: Option<&Array2<f64>>,
+        mut rgw: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let n = rows.len();
+        let (k, o) = (rgz.nrows() / n, rgz.ncols());
+        let input = if l == 0 { &self.obj.x } else { &self.a[l - 1] }.slice(s![rows.clone(), ..]);
+        let mut rgzt = self.scratch(k * o, n);
+        let (Some(src), Some(dst)) = (rgz.as_slice(), rgzt.as_slice_mut()) else {
+            return Err(Error::shape("R-op", "non-contiguous buffer"));
+        };
+        transpose_into(src, n, k * o, dst, par);
+        gemm(par, rgw.view_mut(), false, 1.0, rgzt.view(), input)?;
+        self.recycle(rgzt);
+        if let Some(prev) = prev {
+            // + G_Zᵀ R{Aₗ₋₁}ⱼ, per direction: rows (s, j) of R{Aₗ₋₁} are a strided view.
+            let g_zt = self
+                .g_z_transposed()?
+                .get(l.wrapping_sub(1))
+                .ok_or_else(|| Error::shape("R-op", "no G_Zᵀ for layer 0"))?;
+            for j in 0..k {
+                let dst = rgw.slice_mut(s![j * o..(j + 1) * o, ..]);
+                gemm(par, dst, true, 1.0, g_zt.slice(s![.., rows.clone()]), prev.slice(s![j..;k, ..]))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// H·v (or G·v) as two sample halves side by side (see `MlpObjective::split`): each half's
+    /// part of the sums over samples, as 1×dim rows; H·v is their sum.
+    fn apply_halves(&self, v: ArrayView1<'_, f64>, mid: usize) -> Result<(Array2<f64>, Array2<f64>)> {
+        let v = v.insert_axis(Axis(0));
+        check_rows("MlpCurvature::apply", self.obj.dim, &v)?;
+        let dirs = Directions::Dense(v);
+        let n = self.obj.x.nrows();
+        if self.kind == Curvature::Hessian {
+            // Made once, before the halves share it.
+            self.g_z_transposed()?;
+        }
+        let (mut p0, mut p1) = (self.scratch(1, self.obj.dim), self.scratch(1, self.obj.dim));
+        let half = |rows: Range<usize>, mut part: ArrayViewMut2<'_, f64>| {
+            self.r_op(&dirs, 0, rows.clone(), false, &mut |l, rgz, prev| {
+                self.write_products(l, rows.clone(), false, rgz, prev, &mut part)
+            })
+        };
+        let (r0, r1) = rayon::join(|| half(0..mid, p0.view_mut()), || half(mid..n, p1.view_mut()));
+        r0?;
+        r1?;
+        Ok((p0, p1))
     }
 
     /// Aₘ₋₁ (n×i), with a column of ones appended when layer m's bias is selected.
@@ -1102,7 +1510,7 @@ impl MlpCurvature<'_> {
     ) -> Result<()> {
         let n = self.obj.x.nrows();
         let k = rgz.nrows() / n;
-        let (ol, il) = self.model.layers[l].weight.dim();
+        let (ol, il) = self.obj.model.layers[l].weight.dim();
         let (slot_m, slot_l) = (self.obj.slots[m], self.obj.slots[l]);
         let bias_l = slot_l.bias.is_some();
         let wl = il + usize::from(bias_l);
@@ -1115,7 +1523,7 @@ impl MlpCurvature<'_> {
             None => None,
         };
         let gz = self.g_z[l].as_slice().ok_or_else(|| Error::shape("Hessian", "non-contiguous buffer"))?;
-        let (im, wm) = (self.model.layers[m].inputs(), rows.ncols());
+        let (im, wm) = (self.obj.model.layers[m].inputs(), rows.ncols());
         // Tangents per GEMM: M (n × kc·cols) of at most M_ELEMENTS numbers.
         let kc = (self.m_elements / (n * cols)).clamp(1, k);
         let mut j0 = 0;
@@ -1185,7 +1593,12 @@ impl MlpCurvature<'_> {
         if let Some(t) = self.g_zt.get() {
             return Ok(t);
         }
-        let t = self.g_z.iter().skip(1).map(|g| transposed(&self.obj.pool, g)).collect::<Result<Vec<_>>>()?;
+        let t = self
+            .g_z
+            .iter()
+            .skip(1)
+            .map(|g| transposed(&self.obj.pool, g, true))
+            .collect::<Result<Vec<_>>>()?;
         // A concurrent first call may have won the race; its copy is the same.
         Ok(self.g_zt.get_or_init(|| t))
     }
@@ -1224,6 +1637,7 @@ impl Drop for MlpCurvature<'_> {
         self.a.drain(..).chain(self.g_z.drain(..)).for_each(|m| pool.recycle(m));
         self.d1.drain(..).chain(self.d2.drain(..)).flatten().for_each(|m| pool.recycle(m));
         self.g_zt.take().into_iter().flatten().for_each(|m| pool.recycle(m));
+        pool.recycle(std::mem::take(&mut self.w));
     }
 }
 
@@ -1233,29 +1647,60 @@ impl SymmetricOperator for MlpCurvature<'_> {
     }
 
     fn apply(&self, v: ArrayView1<'_, f64>) -> Result<Array1<f64>> {
-        let mut out = Array1::zeros(self.obj.dim);
-        self.apply_into(v, out.view_mut())?;
-        Ok(out)
+        match self.obj.split() {
+            // The halves' sums added into a new vector (no zeroing pass first).
+            Some(mid) => {
+                let (p0, p1) = self.apply_halves(v, mid)?;
+                let (Some(s0), Some(s1)) = (p0.as_slice(), p1.as_slice()) else {
+                    return Err(Error::shape("R-op", "non-contiguous buffer"));
+                };
+                let out = Array1::from(sum_halves(s0, s1));
+                self.recycle(p0);
+                self.recycle(p1);
+                Ok(out)
+            }
+            None => {
+                let mut out = Array1::zeros(self.obj.dim);
+                self.apply_into(v, out.view_mut())?;
+                Ok(out)
+            }
+        }
     }
 
     /// The products are written straight into `out` (every entry: the layers' slots cover
     /// the flat vector).
-    fn apply_into(&self, v: ArrayView1<'_, f64>, out: ArrayViewMut1<'_, f64>) -> Result<()> {
-        let v = v.insert_axis(Axis(0));
-        check_rows("MlpCurvature::apply_into", self.obj.dim, &v)?;
+    fn apply_into(&self, v: ArrayView1<'_, f64>, mut out: ArrayViewMut1<'_, f64>) -> Result<()> {
         if out.len() != self.obj.dim {
             return Err(Error::shape(
                 "MlpCurvature::apply_into",
                 format!("the output has {} entries, the operator is {n}×{n}", out.len(), n = self.obj.dim),
             ));
         }
+        if let Some(mid) = self.obj.split() {
+            let (p0, p1) = self.apply_halves(v, mid)?;
+            match out.as_slice_mut() {
+                Some(o) => add_halves(o, &p0, &p1),
+                None => {
+                    ndarray::Zip::from(&mut out).and(p0.row(0)).and(p1.row(0)).for_each(|o, a, b| *o = a + b)
+                }
+            }
+            self.recycle(p0);
+            self.recycle(p1);
+            return Ok(());
+        }
+        let v = v.insert_axis(Axis(0));
+        check_rows("MlpCurvature::apply_into", self.obj.dim, &v)?;
+        let n = self.obj.x.nrows();
         let mut dst = out.insert_axis(Axis(0));
-        self.r_op(&Directions::Dense(v), 0, &mut |l, rgz, prev| self.write_products(l, rgz, prev, &mut dst))
+        self.r_op(&Directions::Dense(v), 0, 0..n, true, &mut |l, rgz, prev| {
+            self.write_products(l, 0..n, true, rgz, prev, &mut dst)
+        })
     }
 
     fn apply_rows(&self, v: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         check_rows("MlpCurvature::apply_rows", self.obj.dim, &v)?;
         let k = v.nrows();
+        let n = self.obj.x.nrows();
         let mut out = Array2::zeros((k, self.obj.dim));
         let batch = self.batch();
         let mut start = 0;
@@ -1263,7 +1708,9 @@ impl SymmetricOperator for MlpCurvature<'_> {
             let end = (start + batch).min(k);
             let mut dst = out.slice_mut(s![start..end, ..]);
             let dirs = Directions::Dense(v.slice(s![start..end, ..]));
-            self.r_op(&dirs, 0, &mut |l, rgz, prev| self.write_products(l, rgz, prev, &mut dst))?;
+            self.r_op(&dirs, 0, 0..n, true, &mut |l, rgz, prev| {
+                self.write_products(l, 0..n, true, rgz, prev, &mut dst)
+            })?;
             start = end;
         }
         Ok(out)
@@ -1289,14 +1736,14 @@ impl SymmetricOperator for MlpCurvature<'_> {
         let n = self.obj.x.nrows();
         let mut h = Array2::zeros((dim, dim));
         let batch = self.batch();
-        for (m, layer) in self.model.layers.iter().enumerate() {
+        for (m, layer) in self.obj.model.layers.iter().enumerate() {
             let units = layer.outputs();
             let rows = self.extended_input(m);
             let mut start = 0;
             while start < units {
                 let k = batch.min(units - start);
                 let dirs = Directions::Neuron { layer: m, start, k };
-                self.r_op(&dirs, m, &mut |l, rgz, prev| {
+                self.r_op(&dirs, m, 0..n, true, &mut |l, rgz, prev| {
                     self.dense_block(m, start, rows.view(), l, rgz, prev, &mut h)
                 })?;
                 start += k;
@@ -1510,12 +1957,55 @@ mod tests {
     }
 
     #[test]
+    fn sample_halves_side_by_side_equal_the_whole_batch() {
+        // The split passes (two sample halves, one thread each, sums added) against the plain
+        // ones, for every case; and the split results are the same run to run.
+        let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        threads.install(|| {
+            let max_diff =
+                |a: &Array1<f64>, b: &Array1<f64>| (a - b).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (obj, name) in cases() {
+                let mut halves = obj.clone();
+                halves.split_work = 0;
+                assert!(obj.split().is_none() && halves.split() == Some(3), "{name}");
+                let w = obj.initial();
+                let (l, g) = obj.value_grad(w.view()).unwrap();
+                let (l2, g2) = halves.value_grad(w.view()).unwrap();
+                assert!((l - l2).abs() <= 1e-15 * l.abs().max(1.0), "{name}: {l} vs {l2}");
+                assert!((halves.value(w.view()).unwrap() - l2).abs() <= 1e-15 * l.abs().max(1.0), "{name}");
+                assert!(max_diff(&g, &g2) < 1e-15, "{name}: {:e}", max_diff(&g, &g2));
+                assert_eq!(halves.value_grad(w.view()).unwrap(), (l2, g2), "{name}");
+                let v = random_matrix(1, obj.dim(), 43).row(0).to_owned();
+                for kind in [Curvature::Hessian, Curvature::GaussNewton] {
+                    let (op, op2) = (
+                        obj.curvature_at(w.view(), kind).unwrap(),
+                        halves.curvature_at(w.view(), kind).unwrap(),
+                    );
+                    let err = (&op.to_dense().unwrap() - &op2.to_dense().unwrap())
+                        .iter()
+                        .fold(0.0f64, |m, v| m.max(v.abs()));
+                    assert!(err < 1e-14, "{name} {kind}: dense {err:e}");
+                    let (hv, hv2) = (op.apply(v.view()).unwrap(), op2.apply(v.view()).unwrap());
+                    assert!(max_diff(&hv, &hv2) < 1e-13, "{name} {kind}: {:e}", max_diff(&hv, &hv2));
+                    assert_eq!(op2.apply(v.view()).unwrap(), hv2, "{name} {kind}");
+                    let mut buf = Array2::from_elem((obj.dim(), 2), f64::NAN);
+                    op2.apply_into(v.view(), buf.column_mut(1)).unwrap();
+                    assert_eq!(buf.column(1), hv2, "{name} {kind}");
+                }
+                assert_eq!(halves.hvp(w.view(), v.view()).unwrap(), halves.hvp(w.view(), v.view()).unwrap());
+            }
+        });
+    }
+
+    #[test]
     fn transpose_and_finiteness_helpers() {
         for (rows, cols) in [(1, 1), (3, 70), (1000, 256), (33, 2049), (257, 1)] {
             let a = random_matrix(rows, cols, 5);
             let mut t = vec![0.0; rows * cols];
-            transpose_into(a.as_slice().unwrap(), rows, cols, &mut t);
-            assert_eq!(Array2::from_shape_vec((cols, rows), t).unwrap(), a.t());
+            for par in [false, true] {
+                transpose_into(a.as_slice().unwrap(), rows, cols, &mut t, par);
+                assert_eq!(Array2::from_shape_vec((cols, rows), t.clone()).unwrap(), a.t());
+            }
         }
         let mut x = vec![1.0; 37];
         assert!(all_finite(&x));

@@ -42,8 +42,9 @@ pub trait Objective {
     fn value_grad(&self, w: ArrayView1<'_, f64>) -> Result<(f64, Array1<f64>)>;
 
     /// The curvature at w as an operator. Its forward and backward state is computed once, so
-    /// each product costs ~1.7 gradients' worth of GEMM flop (less than one gradient's time on
-    /// the 150-256-256-1 bench model: `hvp_at_150_256_256_1` in `bench/compare`).
+    /// each product costs ~1.7 gradients' worth of GEMM flop (~1.6 gradients' time on the
+    /// 150-256-256-1 bench model: `hvp_at_150_256_256_1` against `grad_150_256_256_1` in
+    /// `bench/compare`).
     fn curvature(&self, w: ArrayView1<'_, f64>, kind: Curvature) -> Result<Box<dyn SymmetricOperator + '_>>;
 
     /// The Hessian-vector product ∇²L(w)·v.
