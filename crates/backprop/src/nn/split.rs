@@ -3,18 +3,17 @@
 //! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
 //! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
 //! Two products that each run on one thread, side by side (`rayon::join`), wait once, at the
-//! end. A product is shared by splitting it in two: by rows of the output, by its columns, or
-//! along the inner dimension k (each half of the batch into its own buffer, then one sum).
-//! Which split is fastest depends on the shape and the dtype, so the caller picks one
-//! (measured on 784-256-256-10 at batch 1024, see the call sites).
+//! end. A product is shared by splitting it in two: by rows of the output or by its columns,
+//! possibly computing the transposed product into a buffer first. Which split is fastest
+//! depends on the shape and the dtype, so the caller picks one (measured on 784-256-256-10 at
+//! batch 1024, see the call sites).
 //!
 //! Used only with exactly two rayon threads: with more, faer's own parallelism keeps every core
-//! busy, which two single-thread halves would not. Row and column splits compute every entry
-//! exactly as the unsplit product does; the k split rounds the sum of the two halves once more.
+//! busy, which two single-thread halves would not.
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::Scalar;
 use crate::tensor::gemm_into_seq;
@@ -105,28 +104,33 @@ pub(crate) fn gemm_cols2<T: Scalar>(
     rayon::join(|| seq(left, accumulate, alpha, a, b_left), || seq(right, accumulate, alpha, a, b_right));
 }
 
-/// c ← α·a·b (+ c) split along k: c ← α·a₁b₁ (+ c) beside tmp ← α·a₂b₂, then c += tmp (both
-/// halves of c side by side). `tmp` holds at least m·n entries; its contents are overwritten.
-pub(crate) fn gemm_k2<T: Scalar>(
-    mut c: ArrayViewMut2<'_, T>,
+/// c ← α·dᵀ·a (+ c) (d: k×m, a: k×n) through its transpose: t ← α·aᵀd (n×m, row-major in
+/// `tmp`) in two row halves side by side, each thread then adding its half of tᵀ to its half
+/// of c's columns. faer runs some shapes much faster with the output in one layout than the
+/// other (see the f64 weight gradient in `backward`). `tmp` holds at least m·n entries.
+pub(crate) fn gemm_at_b_transposed_cols2<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     alpha: T,
+    d: ArrayView2<'_, T>,
     a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
     tmp: &mut [T],
 ) {
     let (m, n) = c.dim();
-    let h = middle(a.ncols());
-    let mut t = super::workspace::view_mut(tmp, m, n);
-    rayon::join(
-        || seq(c.view_mut(), accumulate, alpha, a.slice(s![.., ..h]), b.slice(s![..h, ..])),
-        || seq(t.view_mut(), false, alpha, a.slice(s![.., h..]), b.slice(s![h.., ..])),
-    );
-    let rows = middle(m);
-    let (c_top, c_bottom) = c.split_at(Axis(0), rows);
-    let (t_top, t_bottom) = t.view().split_at(Axis(0), rows);
-    let add = |mut c: ArrayViewMut2<'_, T>, t: ArrayView2<'_, T>| c.zip_mut_with(&t, |cv, &tv| *cv += tv);
-    rayon::join(|| add(c_top, t_top), || add(c_bottom, t_bottom));
+    let h = middle(n);
+    let t = super::workspace::view_mut(tmp, n, m);
+    let (t_top, t_bottom) = t.split_at(Axis(0), h);
+    let (c_left, c_right) = c.split_at(Axis(1), h);
+    let (a_left, a_right) = a.split_at(Axis(1), h);
+    let half = |mut t: ArrayViewMut2<'_, T>, mut c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>| {
+        seq(t.view_mut(), false, alpha, a.t(), d);
+        if accumulate {
+            c.zip_mut_with(&t.t(), |cv, &tv| *cv += tv);
+        } else {
+            c.assign(&t.t());
+        }
+    };
+    rayon::join(|| half(t_top, c_left, a_left), || half(t_bottom, c_right, a_right));
 }
 
 #[cfg(test)]
@@ -159,7 +163,7 @@ mod tests {
                 gemm_into(want.view_mut(), accumulate, T::of(-0.3), a.t(), b.view()).unwrap();
                 let mut rows = filled::<T>(m, n, 1.3);
                 let mut cols = rows.clone();
-                let mut ksplit = rows.clone();
+                let mut transposed = rows.clone();
                 let mut tmp = vec![T::zero(); m * n];
                 pool().install(|| {
                     gemm_rows2(rows.view_mut(), accumulate, T::of(-0.3), a.t(), b.view(), |mut h, r| {
@@ -167,11 +171,18 @@ mod tests {
                         h.mapv_inplace(|v| v * T::of(2.0));
                     });
                     gemm_cols2(cols.view_mut(), accumulate, T::of(-0.3), a.t(), b.view());
-                    gemm_k2(ksplit.view_mut(), accumulate, T::of(-0.3), a.t(), b.view(), &mut tmp);
+                    gemm_at_b_transposed_cols2(
+                        transposed.view_mut(),
+                        accumulate,
+                        T::of(-0.3),
+                        a.view(),
+                        b.view(),
+                        &mut tmp,
+                    );
                 });
                 close(&rows, &(&want * T::of(2.0)), tol);
                 close(&cols, &want, tol);
-                close(&ksplit, &want, tol);
+                close(&transposed, &want, tol);
             }
         }
     }
