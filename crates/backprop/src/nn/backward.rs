@@ -21,9 +21,9 @@ use super::forward::{PARALLEL_ELEMS, check_finite, check_input};
 use super::grads::Grads;
 use super::loss::Loss;
 use super::mlp::Mlp;
-use super::split::{gemm_at_b_transposed_cols2, gemm_cols2, gemm_pair, side_by_side};
+use super::split::{side_by_side, weight_gradient_beside, weight_gradient_cols2};
 use super::workspace::{Workspace, view, view_mut};
-use crate::tensor::{DType, gemm_into};
+use crate::tensor::gemm_into;
 use crate::{Error, Result, Scalar};
 
 /// Checks a batch's shapes and targets for `loss` on `mlp`.
@@ -133,26 +133,13 @@ impl<T: Scalar> Workspace<T> {
             let gw = g.layers[l].weight.view_mut();
             if l == 0 {
                 // ∂L/∂W₀ = δ₀ᵀ x, the last product: nothing to pair it with, so it is split.
-                let transposed =
-                    side_by_side(2 * n * w_out * w_in, self.split_from.0) && T::DTYPE == DType::F64;
-                if transposed && self.split_tmp.len() < w_out * w_in {
-                    self.split_tmp.resize(w_out * w_in, T::zero());
-                }
-                weight_gradient(
-                    gw,
-                    false,
-                    T::one(),
-                    delta.t(),
-                    a_prev,
-                    &mut self.split_tmp,
-                    self.split_from.0,
-                );
+                weight_gradient(gw, false, T::one(), delta, a_prev, self.split_from.0);
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
             if side_by_side(4 * n * w_out * w_in, self.split_from.0) {
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁ beside scratch = δₗ Wₗ, each on one thread.
-                gemm_pair(gw, (delta.t(), a_prev), scratch, (delta, layer.weight.view()));
+                weight_gradient_beside(gw, (delta, a_prev), scratch, (delta, layer.weight.view()));
             } else {
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁
                 let r = gemm_into(gw, false, T::one(), delta.t(), a_prev);
@@ -215,10 +202,8 @@ impl<T: Scalar> Workspace<T> {
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
             if l == 0 {
-                // W₀ ← W₀ − lr·δ₀ᵀx, split in two (the gradient buffer is the split's scratch).
-                let (gw, w) = (&mut g.layers[0].weight, &mut mlp.layers[0].weight);
-                let tmp = gw.as_slice_mut().unwrap_or_default();
-                weight_gradient(w.view_mut(), true, -lr, delta.t(), a_prev, tmp, self.split_from.0);
+                // W₀ ← W₀ − lr·δ₀ᵀx, split in two.
+                weight_gradient(mlp.layers[0].weight.view_mut(), true, -lr, delta, a_prev, self.split_from.0);
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
@@ -227,7 +212,12 @@ impl<T: Scalar> Workspace<T> {
                 // fused update would write Wₗ while δₗWₗ reads it (784-256-256-10, batch 1024,
                 // f32: both products 1.43–1.53 ms one after the other, 1.16–1.24 ms side by side).
                 let gw = &mut g.layers[l].weight;
-                gemm_pair(gw.view_mut(), (delta.t(), a_prev), scratch, (delta, mlp.layers[l].weight.view()));
+                weight_gradient_beside(
+                    gw.view_mut(),
+                    (delta, a_prev),
+                    scratch,
+                    (delta, mlp.layers[l].weight.view()),
+                );
                 sub_scaled(&mut mlp.layers[l].weight, gw, lr);
             } else {
                 // scratch = δₗ Wₗ (n×in), with the weights before the update.
@@ -253,31 +243,22 @@ impl<T: Scalar> Workspace<T> {
 }
 
 /// c ← α·δᵀa (+ c), a weight gradient with no product to pair it with: with two threads and
-/// at least `min_flop`, split in two side by side by the columns of c — in f64 computed as
-/// (aᵀδ)ᵀ through `tmp` (at least the size of c), in f32 directly. Measured on the input layer
-/// of 784-256-256-10 at batch 1024 (256×784, k = 1024), one thread, best of 60 interleaved
-/// runs per half: f32 1.45 ms (columns) against 5.1–6.0 ms for the whole product on one thread
-/// and 2.40–2.54 ms on faer's 2 threads; f64 column halves of c 4.0 / 6.0 ms, batch halves
-/// 4.4 ms, the transposed halves 3.0 ms (+ ~0.1 ms to add them into c).
+/// at least `min_flop`, its columns in two halves side by side (784-256-256-10 at batch 1024,
+/// the input layer's 256×784: f32 on faer's 2 threads 2.40–2.54 ms, halves on one thread each
+/// 1.22–1.45 ms; f64 halves 2.9–3.2 ms, batch-chunked, see `split`).
 fn weight_gradient<T: Scalar>(
     c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     alpha: T,
-    delta_t: ArrayView2<'_, T>,
+    delta: ArrayView2<'_, T>,
     a: ArrayView2<'_, T>,
-    tmp: &mut [T],
     min_flop: usize,
 ) {
     let (m, n) = c.dim();
-    if side_by_side(2 * m * n * delta_t.ncols(), min_flop) {
-        match T::DTYPE {
-            DType::F64 if tmp.len() >= m * n => {
-                gemm_at_b_transposed_cols2(c, accumulate, alpha, delta_t.t(), a, tmp)
-            }
-            _ => gemm_cols2(c, accumulate, alpha, delta_t, a),
-        }
+    if side_by_side(2 * m * n * delta.nrows(), min_flop) {
+        weight_gradient_cols2(c, accumulate, alpha, delta, a);
     } else {
-        let r = gemm_into(c, accumulate, alpha, delta_t, a);
+        let r = gemm_into(c, accumulate, alpha, delta.t(), a);
         debug_assert!(r.is_ok());
     }
 }
@@ -378,7 +359,7 @@ mod tests {
             (&[5, 33, 2][..], false, Activation::Tanh),
             (&[40, 17, 17, 17, 4][..], true, Activation::Sigmoid),
         ] {
-            for n in [1, 2, 3, 37] {
+            for n in [1, 2, 3, 37, 260] {
                 let m0 = MlpBuilder::new(sizes).activation(act).bias(bias).seed(7).build::<T>().unwrap();
                 let x =
                     Array2::from_shape_fn((n, sizes[0]), |(i, j)| T::of(((i * 31 + j) as f64 * 0.41).sin()));

@@ -3,17 +3,15 @@
 //! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
 //! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
 //! Two products that each run on one thread, side by side (`rayon::join`), wait once, at the
-//! end. A product is shared by splitting it in two: by rows of the output or by its columns,
-//! possibly computing the transposed product into a buffer first. Which split is fastest
-//! depends on the shape and the dtype, so the caller picks one (measured on 784-256-256-10 at
-//! batch 1024, see the call sites).
+//! end: a layer's forward product in two row halves, a hidden layer's weight gradient beside
+//! its δ·W, the input layer's weight gradient in two column halves.
 //!
 //! Used only with exactly two rayon threads: with more, faer's own parallelism keeps every core
 //! busy, which two single-thread halves would not.
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use crate::Scalar;
 use crate::tensor::gemm_into_seq;
@@ -22,6 +20,13 @@ use crate::tensor::gemm_into_seq;
 /// available. Smaller ones keep faer's own path: on 784-256-256-10 at batch 32 (13 Mflop
 /// input layer) halves were 10–35 % slower, at batch 128 (51 Mflop) no faster.
 pub(crate) const SPLIT_FLOP: usize = 100_000_000;
+
+/// Batch rows per product in a single-thread weight gradient δᵀa. faer's f64 GEMM on this
+/// layout (both operands strided along the batch) slows down for long batches: one thread,
+/// 784-256-256-10 at batch 1024, best of 40: ∂L/∂W₂ (256×256) 2.95 ms in one product, 1.92 ms
+/// in chunks of 128; half the columns of ∂L/∂W₁ (256×384) 5.64 → 2.88 ms. f32 is unaffected
+/// (within ±10 %).
+const GRADIENT_ROWS: usize = 128;
 
 /// Whether a product (or a pair of independent products) of `flop` flop runs as two
 /// single-thread halves side by side: with exactly two rayon threads and at least `min_flop`.
@@ -51,14 +56,54 @@ fn seq<T: Scalar>(
     debug_assert!(r.is_ok(), "{r:?}");
 }
 
-/// c₁ ← a₁·b₁ beside c₂ ← a₂·b₂: two independent products, each on one thread.
-pub(crate) fn gemm_pair<T: Scalar>(
-    c1: ArrayViewMut2<'_, T>,
-    (a1, b1): (ArrayView2<'_, T>, ArrayView2<'_, T>),
-    c2: ArrayViewMut2<'_, T>,
+/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n), accumulated over chunks of
+/// [`GRADIENT_ROWS`] batch rows.
+fn weight_gradient_seq<T: Scalar>(
+    mut c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    d: ArrayView2<'_, T>,
+    a: ArrayView2<'_, T>,
+) {
+    let n = d.nrows();
+    if n == 0 {
+        seq(c, accumulate, alpha, d.t(), a);
+        return;
+    }
+    let mut start = 0;
+    while start < n {
+        let end = (start + GRADIENT_ROWS).min(n);
+        let rows = s![start..end, ..];
+        seq(c.view_mut(), accumulate || start > 0, alpha, d.slice(rows).t(), a.slice(rows));
+        start = end;
+    }
+}
+
+/// g ← dᵀa beside c ← a₂·b₂: a weight gradient and an independent product, each on one thread.
+pub(crate) fn weight_gradient_beside<T: Scalar>(
+    g: ArrayViewMut2<'_, T>,
+    (d, a): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+    c: ArrayViewMut2<'_, T>,
     (a2, b2): (ArrayView2<'_, T>, ArrayView2<'_, T>),
 ) {
-    rayon::join(|| seq(c1, false, T::one(), a1, b1), || seq(c2, false, T::one(), a2, b2));
+    rayon::join(|| weight_gradient_seq(g, false, T::one(), d, a), || seq(c, false, T::one(), a2, b2));
+}
+
+/// c ← α·dᵀa (+ c): the columns of c (and a) in two halves side by side.
+pub(crate) fn weight_gradient_cols2<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    d: ArrayView2<'_, T>,
+    a: ArrayView2<'_, T>,
+) {
+    let h = middle(c.ncols());
+    let (left, right) = c.split_at(Axis(1), h);
+    let (a_left, a_right) = a.split_at(Axis(1), h);
+    rayon::join(
+        || weight_gradient_seq(left, accumulate, alpha, d, a_left),
+        || weight_gradient_seq(right, accumulate, alpha, d, a_right),
+    );
 }
 
 /// c ← α·a·b (+ c): the rows of c (and a) in two halves side by side, then `post(half, rows)`
@@ -90,49 +135,6 @@ pub(crate) fn gemm_rows2<T: Scalar>(
     );
 }
 
-/// c ← α·a·b (+ c): the columns of c (and b) in two halves side by side.
-pub(crate) fn gemm_cols2<T: Scalar>(
-    c: ArrayViewMut2<'_, T>,
-    accumulate: bool,
-    alpha: T,
-    a: ArrayView2<'_, T>,
-    b: ArrayView2<'_, T>,
-) {
-    let h = middle(c.ncols());
-    let (left, right) = c.split_at(Axis(1), h);
-    let (b_left, b_right) = b.split_at(Axis(1), h);
-    rayon::join(|| seq(left, accumulate, alpha, a, b_left), || seq(right, accumulate, alpha, a, b_right));
-}
-
-/// c ← α·dᵀ·a (+ c) (d: k×m, a: k×n) through its transpose: t ← α·aᵀd (n×m, row-major in
-/// `tmp`) in two row halves side by side, each thread then adding its half of tᵀ to its half
-/// of c's columns. faer runs some shapes much faster with the output in one layout than the
-/// other (see the f64 weight gradient in `backward`). `tmp` holds at least m·n entries.
-pub(crate) fn gemm_at_b_transposed_cols2<T: Scalar>(
-    c: ArrayViewMut2<'_, T>,
-    accumulate: bool,
-    alpha: T,
-    d: ArrayView2<'_, T>,
-    a: ArrayView2<'_, T>,
-    tmp: &mut [T],
-) {
-    let (m, n) = c.dim();
-    let h = middle(n);
-    let t = super::workspace::view_mut(tmp, n, m);
-    let (t_top, t_bottom) = t.split_at(Axis(0), h);
-    let (c_left, c_right) = c.split_at(Axis(1), h);
-    let (a_left, a_right) = a.split_at(Axis(1), h);
-    let half = |mut t: ArrayViewMut2<'_, T>, mut c: ArrayViewMut2<'_, T>, a: ArrayView2<'_, T>| {
-        seq(t.view_mut(), false, alpha, a.t(), d);
-        if accumulate {
-            c.zip_mut_with(&t.t(), |cv, &tv| *cv += tv);
-        } else {
-            c.assign(&t.t());
-        }
-    };
-    rayon::join(|| half(t_top, c_left, a_left), || half(t_bottom, c_right, a_right));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,35 +156,39 @@ mod tests {
     }
 
     fn check_shapes<T: Scalar>(tol: f64) {
-        // Odd sizes, 1-row and 1-column products, halves of unequal length, transposed views.
-        for &(m, k, n) in &[(1, 1, 1), (1, 7, 3), (3, 1, 5), (33, 17, 40), (40, 64, 1), (7, 35, 31)] {
-            let a = filled::<T>(k, m, 0.1);
-            let b = filled::<T>(k, n, 0.7);
+        // Odd sizes, 1-row and 1-column products, halves of unequal length, batches longer
+        // than one gradient chunk, transposed views.
+        for &(m, k, n) in
+            &[(1, 1, 1), (1, 7, 3), (3, 1, 5), (33, 17, 40), (40, 64, 1), (7, 300, 31), (5, 0, 4)]
+        {
+            let d = filled::<T>(k, m, 0.1);
+            let a = filled::<T>(k, n, 0.7);
+            let x = filled::<T>(m, k, 0.4);
             for accumulate in [false, true] {
                 let mut want = filled::<T>(m, n, 1.3);
-                gemm_into(want.view_mut(), accumulate, T::of(-0.3), a.t(), b.view()).unwrap();
+                gemm_into(want.view_mut(), accumulate, T::of(-0.3), d.t(), a.view()).unwrap();
+                let mut want_x = filled::<T>(m, n, 1.3);
+                gemm_into(want_x.view_mut(), accumulate, T::of(-0.3), x.view(), a.view()).unwrap();
                 let mut rows = filled::<T>(m, n, 1.3);
                 let mut cols = rows.clone();
-                let mut transposed = rows.clone();
-                let mut tmp = vec![T::zero(); m * n];
+                let mut pair = (filled::<T>(m, n, 2.0), filled::<T>(m, n, 2.0));
                 pool().install(|| {
-                    gemm_rows2(rows.view_mut(), accumulate, T::of(-0.3), a.t(), b.view(), |mut h, r| {
+                    gemm_rows2(rows.view_mut(), accumulate, T::of(-0.3), x.view(), a.view(), |mut h, r| {
                         assert_eq!(h.nrows(), r.len());
                         h.mapv_inplace(|v| v * T::of(2.0));
                     });
-                    gemm_cols2(cols.view_mut(), accumulate, T::of(-0.3), a.t(), b.view());
-                    gemm_at_b_transposed_cols2(
-                        transposed.view_mut(),
-                        accumulate,
-                        T::of(-0.3),
-                        a.view(),
-                        b.view(),
-                        &mut tmp,
+                    weight_gradient_cols2(cols.view_mut(), accumulate, T::of(-0.3), d.view(), a.view());
+                    weight_gradient_beside(
+                        pair.0.view_mut(),
+                        (d.view(), a.view()),
+                        pair.1.view_mut(),
+                        (x.view(), a.view()),
                     );
                 });
-                close(&rows, &(&want * T::of(2.0)), tol);
+                close(&rows, &(&want_x * T::of(2.0)), tol);
                 close(&cols, &want, tol);
-                close(&transposed, &want, tol);
+                close(&pair.0, &d.t().dot(&a), tol);
+                close(&pair.1, &x.dot(&a), tol);
             }
         }
     }

@@ -27,8 +27,6 @@ pub struct Workspace<T> {
     pub(crate) scratch: Vec<T>,
     /// Rows of the last forward pass.
     pub(crate) rows: usize,
-    /// The second half of a weight gradient split along the batch (sized on first use).
-    pub(crate) split_tmp: Vec<T>,
     /// Products from this many flop on run as two halves side by side (tests lower it).
     pub(crate) split_from: SplitFrom,
 }
