@@ -154,7 +154,7 @@ impl<T: Scalar> Workspace<T> {
             let a = &mut below[l - 1][..n * w_in];
             let s = &self.scratch[..n * w_in];
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
-            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
+            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair || large(n * w_in));
         }
     }
 }
@@ -235,7 +235,7 @@ impl<T: Scalar> Workspace<T> {
             let a = &mut below[l - 1][..n * w_in];
             let s = &self.scratch[..n * w_in];
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
-            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
+            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair || large(n * w_in));
             if let (Some(b), Some(gb)) = (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref()) {
                 b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
             }
@@ -276,6 +276,12 @@ fn sub_scaled<T: Scalar>(w: &mut Array2<T>, g: &Array2<T>, lr: T) {
         }
         _ => w.zip_mut_with(g, |wv, &gv| *wv -= lr * gv),
     }
+}
+
+/// Whether an elementwise pass over `elems` entries is worth two threads (as the forward
+/// pass's bias and activation: from [`PARALLEL_ELEMS`] on).
+fn large(elems: usize) -> bool {
+    elems >= PARALLEL_ELEMS && rayon::current_num_threads() > 1
 }
 
 /// [`delta_pass`], with `split` in two row halves side by side; the second half's bias sums go
