@@ -137,7 +137,7 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0);
+            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0) || large_pair(n * w_in);
             if pair {
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁ beside scratch = δₗ Wₗ, each on one thread.
                 weight_gradient_beside(gw, (delta, a_prev), scratch, (delta, layer.weight.view()));
@@ -154,7 +154,7 @@ impl<T: Scalar> Workspace<T> {
             let a = &mut below[l - 1][..n * w_in];
             let s = &self.scratch[..n * w_in];
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
-            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair || large(n * w_in));
+            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
         }
     }
 }
@@ -208,7 +208,7 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0);
+            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0) || large_pair(n * w_in);
             if pair {
                 // Gₗ = δₗᵀaₗ₋₁ beside scratch = δₗWₗ (the old Wₗ), then Wₗ ← Wₗ − lr·Gₗ: the
                 // fused update would write Wₗ while δₗWₗ reads it (784-256-256-10, batch 1024,
@@ -235,7 +235,7 @@ impl<T: Scalar> Workspace<T> {
             let a = &mut below[l - 1][..n * w_in];
             let s = &self.scratch[..n * w_in];
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
-            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair || large(n * w_in));
+            delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
             if let (Some(b), Some(gb)) = (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref()) {
                 b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
             }
@@ -278,10 +278,12 @@ fn sub_scaled<T: Scalar>(w: &mut Array2<T>, g: &Array2<T>, lr: T) {
     }
 }
 
-/// Whether an elementwise pass over `elems` entries is worth two threads (as the forward
-/// pass's bias and activation: from [`PARALLEL_ELEMS`] on).
-fn large(elems: usize) -> bool {
-    elems >= PARALLEL_ELEMS && rayon::current_num_threads() > 1
+/// Whether a layer whose δ·W has `elems` entries runs its two products side by side even
+/// below the split size (each stays whole on one thread, so only the join is extra), and its
+/// δ pass in two halves: from [`PARALLEL_ELEMS`] entries on, the forward pass's threshold for
+/// its bias and activation (784-256-256-10 at batch 1024: the output layer, 1024×256).
+fn large_pair(elems: usize) -> bool {
+    elems >= PARALLEL_ELEMS && rayon::current_num_threads() == 2
 }
 
 /// [`delta_pass`], with `split` in two row halves side by side; the second half's bias sums go
