@@ -14,7 +14,7 @@ use std::ops::Range;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use crate::Scalar;
-use crate::tensor::gemm_into_seq;
+use crate::tensor::{DType, gemm_into_seq};
 
 /// Products (2·m·n·k flop; for a pair, both) from this size on are split when two threads are
 /// available. Smaller ones keep faer's own path: on 784-256-256-10 at batch 32 (13 Mflop
@@ -24,8 +24,9 @@ pub(crate) const SPLIT_FLOP: usize = 100_000_000;
 /// Batch rows per product in a single-thread weight gradient δᵀa. faer's f64 GEMM on this
 /// layout (both operands strided along the batch) slows down for long batches: one thread,
 /// 784-256-256-10 at batch 1024, best of 40: ∂L/∂W₂ (256×256) 2.95 ms in one product, 1.92 ms
-/// in chunks of 128; half the columns of ∂L/∂W₁ (256×384) 5.64 → 2.88 ms. f32 is unaffected
-/// (within ±10 %).
+/// in chunks of 128; half the columns of ∂L/∂W₁ (256×384) 5.64 → 2.88 ms. f32 keeps one
+/// product: chunks did not help it alone and the whole b1024 step was ~2 % slower with them
+/// (each chunk re-reads and re-writes c).
 const GRADIENT_ROWS: usize = 128;
 
 /// Whether a product (or a pair of independent products) of `flop` flop runs as two
@@ -56,7 +57,7 @@ fn seq<T: Scalar>(
     debug_assert!(r.is_ok(), "{r:?}");
 }
 
-/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n), accumulated over chunks of
+/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n); in f64 accumulated over chunks of
 /// [`GRADIENT_ROWS`] batch rows.
 fn weight_gradient_seq<T: Scalar>(
     mut c: ArrayViewMut2<'_, T>,
@@ -72,7 +73,8 @@ fn weight_gradient_seq<T: Scalar>(
     }
     let mut start = 0;
     while start < n {
-        let end = (start + GRADIENT_ROWS).min(n);
+        let chunk = if T::DTYPE == DType::F64 { GRADIENT_ROWS } else { n };
+        let end = (start + chunk).min(n);
         let rows = s![start..end, ..];
         seq(c.view_mut(), accumulate || start > 0, alpha, d.slice(rows).t(), a.slice(rows));
         start = end;
