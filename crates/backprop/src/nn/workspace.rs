@@ -27,6 +27,20 @@ pub struct Workspace<T> {
     pub(crate) scratch: Vec<T>,
     /// Rows of the last forward pass.
     pub(crate) rows: usize,
+    /// Bias-gradient sums of the second half of a δ pass split in two (sized on first use).
+    pub(crate) bias_part: Vec<T>,
+    /// Products from this many flop on run as two halves side by side (tests lower it).
+    pub(crate) split_from: SplitFrom,
+}
+
+/// The smallest product, in flop, that [`Workspace`] passes split between two threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SplitFrom(pub(crate) usize);
+
+impl Default for SplitFrom {
+    fn default() -> Self {
+        SplitFrom(super::split::SPLIT_FLOP)
+    }
 }
 
 impl<T: Scalar> Workspace<T> {

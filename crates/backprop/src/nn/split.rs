@@ -1,0 +1,212 @@
+//! Large products of the passes shared between two threads as two single-thread products.
+//!
+//! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
+//! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
+//! Two products that each run on one thread, side by side (`rayon::join`), wait once, at the
+//! end: a layer's forward product in two row halves, a hidden layer's weight gradient beside
+//! its δ·W, the input layer's weight gradient in two column halves.
+//!
+//! Used only with exactly two rayon threads: with more, faer's own parallelism keeps every core
+//! busy, which two single-thread halves would not.
+
+use std::ops::Range;
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+
+use crate::Scalar;
+use crate::tensor::{DType, gemm_into_seq};
+
+/// Products (2·m·n·k flop; for a pair, both) from this size on are split when two threads are
+/// available. Smaller ones keep faer's own path: on 784-256-256-10 at batch 32 (13 Mflop
+/// input layer) halves were 10–35 % slower, at batch 128 (51 Mflop) no faster.
+pub(crate) const SPLIT_FLOP: usize = 100_000_000;
+
+/// Batch rows per product in a single-thread weight gradient δᵀa. faer's f64 GEMM on this
+/// layout (both operands strided along the batch) slows down for long batches: one thread,
+/// 784-256-256-10 at batch 1024, best of 40: ∂L/∂W₂ (256×256) 2.95 ms in one product, 1.92 ms
+/// in chunks of 128; half the columns of ∂L/∂W₁ (256×384) 5.64 → 2.88 ms. f32 keeps one
+/// product: chunks did not help it alone and the whole b1024 step was ~2 % slower with them
+/// (each chunk re-reads and re-writes c).
+const GRADIENT_ROWS: usize = 128;
+
+/// Whether a product (or a pair of independent products) of `flop` flop runs as two
+/// single-thread halves side by side: with exactly two rayon threads and at least `min_flop`.
+#[inline]
+pub(crate) fn side_by_side(flop: usize, min_flop: usize) -> bool {
+    flop >= min_flop && rayon::current_num_threads() == 2
+}
+
+/// Where to split `len` in two: the middle, rounded down to a whole number of 16-element
+/// blocks (an AVX-512 f32 vector, a cache line) when that still leaves both halves non-empty.
+#[inline]
+pub(crate) fn middle(len: usize) -> usize {
+    let h = len / 2;
+    if h >= 16 { h - h % 16 } else { h }
+}
+
+/// One single-thread product; the shapes are consistent by construction at every call site.
+#[inline]
+fn seq<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) {
+    let r = gemm_into_seq(c, accumulate, alpha, a, b);
+    debug_assert!(r.is_ok(), "{r:?}");
+}
+
+/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n); in f64 accumulated over chunks of
+/// [`GRADIENT_ROWS`] batch rows.
+fn weight_gradient_seq<T: Scalar>(
+    mut c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    d: ArrayView2<'_, T>,
+    a: ArrayView2<'_, T>,
+) {
+    let n = d.nrows();
+    if n == 0 {
+        seq(c, accumulate, alpha, d.t(), a);
+        return;
+    }
+    let mut start = 0;
+    while start < n {
+        let chunk = if T::DTYPE == DType::F64 { GRADIENT_ROWS } else { n };
+        let end = (start + chunk).min(n);
+        let rows = s![start..end, ..];
+        seq(c.view_mut(), accumulate || start > 0, alpha, d.slice(rows).t(), a.slice(rows));
+        start = end;
+    }
+}
+
+/// g ← dᵀa beside c ← a₂·b₂: a weight gradient and an independent product, each on one thread.
+pub(crate) fn weight_gradient_beside<T: Scalar>(
+    g: ArrayViewMut2<'_, T>,
+    (d, a): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+    c: ArrayViewMut2<'_, T>,
+    (a2, b2): (ArrayView2<'_, T>, ArrayView2<'_, T>),
+) {
+    rayon::join(|| weight_gradient_seq(g, false, T::one(), d, a), || seq(c, false, T::one(), a2, b2));
+}
+
+/// c ← α·dᵀa (+ c): the columns of c (and a) in two halves side by side.
+pub(crate) fn weight_gradient_cols2<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    d: ArrayView2<'_, T>,
+    a: ArrayView2<'_, T>,
+) {
+    let h = middle(c.ncols());
+    let (left, right) = c.split_at(Axis(1), h);
+    let (a_left, a_right) = a.split_at(Axis(1), h);
+    rayon::join(
+        || weight_gradient_seq(left, accumulate, alpha, d, a_left),
+        || weight_gradient_seq(right, accumulate, alpha, d, a_right),
+    );
+}
+
+/// c ← α·a·b (+ c): the rows of c (and a) in two halves side by side, then `post(half, rows)`
+/// on each half on the thread that computed it (while it is in that core's cache).
+pub(crate) fn gemm_rows2<T: Scalar>(
+    c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    post: impl Fn(ArrayViewMut2<'_, T>, Range<usize>) + Sync,
+) {
+    let n = c.nrows();
+    let h = middle(n);
+    let (top, bottom) = c.split_at(Axis(0), h);
+    let (a_top, a_bottom) = a.split_at(Axis(0), h);
+    let post = &post;
+    rayon::join(
+        || {
+            let mut top = top;
+            seq(top.view_mut(), accumulate, alpha, a_top, b);
+            post(top, 0..h);
+        },
+        || {
+            let mut bottom = bottom;
+            seq(bottom.view_mut(), accumulate, alpha, a_bottom, b);
+            post(bottom, h..n);
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::gemm_into;
+    use ndarray::Array2;
+
+    fn pool() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
+    }
+
+    fn filled<T: Scalar>(m: usize, n: usize, seed: f64) -> Array2<T> {
+        Array2::from_shape_fn((m, n), |(i, j)| T::of(((i * n + j) as f64 * 0.37 + seed).sin()))
+    }
+
+    fn close<T: Scalar>(a: &Array2<T>, b: &Array2<T>, tol: f64) {
+        for (u, v) in a.iter().zip(b.iter()) {
+            assert!((u.f64() - v.f64()).abs() <= tol * (1.0 + v.f64().abs()), "{u} vs {v}");
+        }
+    }
+
+    fn check_shapes<T: Scalar>(tol: f64) {
+        // Odd sizes, 1-row and 1-column products, halves of unequal length, batches longer
+        // than one gradient chunk, transposed views.
+        for &(m, k, n) in
+            &[(1, 1, 1), (1, 7, 3), (3, 1, 5), (33, 17, 40), (40, 64, 1), (7, 300, 31), (5, 0, 4)]
+        {
+            let d = filled::<T>(k, m, 0.1);
+            let a = filled::<T>(k, n, 0.7);
+            let x = filled::<T>(m, k, 0.4);
+            for accumulate in [false, true] {
+                let mut want = filled::<T>(m, n, 1.3);
+                gemm_into(want.view_mut(), accumulate, T::of(-0.3), d.t(), a.view()).unwrap();
+                let mut want_x = filled::<T>(m, n, 1.3);
+                gemm_into(want_x.view_mut(), accumulate, T::of(-0.3), x.view(), a.view()).unwrap();
+                let mut rows = filled::<T>(m, n, 1.3);
+                let mut cols = rows.clone();
+                let mut pair = (filled::<T>(m, n, 2.0), filled::<T>(m, n, 2.0));
+                pool().install(|| {
+                    gemm_rows2(rows.view_mut(), accumulate, T::of(-0.3), x.view(), a.view(), |mut h, r| {
+                        assert_eq!(h.nrows(), r.len());
+                        h.mapv_inplace(|v| v * T::of(2.0));
+                    });
+                    weight_gradient_cols2(cols.view_mut(), accumulate, T::of(-0.3), d.view(), a.view());
+                    weight_gradient_beside(
+                        pair.0.view_mut(),
+                        (d.view(), a.view()),
+                        pair.1.view_mut(),
+                        (x.view(), a.view()),
+                    );
+                });
+                close(&rows, &(&want_x * T::of(2.0)), tol);
+                close(&cols, &want, tol);
+                close(&pair.0, &d.t().dot(&a), tol);
+                close(&pair.1, &x.dot(&a), tol);
+            }
+        }
+    }
+
+    #[test]
+    fn split_products_equal_the_plain_product() {
+        check_shapes::<f32>(1e-6);
+        check_shapes::<f64>(1e-13);
+    }
+
+    #[test]
+    fn middle_keeps_both_halves_and_whole_blocks() {
+        assert_eq!(middle(1), 0);
+        assert_eq!(middle(3), 1);
+        assert_eq!(middle(31), 15);
+        assert_eq!(middle(784), 384);
+        assert_eq!(middle(1024), 512);
+    }
+}
