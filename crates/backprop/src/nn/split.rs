@@ -3,11 +3,14 @@
 //! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
 //! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
 //! Two products that each run on one thread, side by side (`rayon::join`), wait once, at the
-//! end: a layer's forward product in two row halves, a hidden layer's weight gradient beside
-//! its δ·W, the input layer's weight gradient in two column halves.
+//! end: a layer's forward product in two row halves (each thread then adds the bias and
+//! applies the activation to its own half), a hidden layer's weight gradient beside its δ·W,
+//! the input layer's weight gradient in two column halves. [`crate::tensor::gemm_into`] cuts a
+//! single large product the same way; this module goes further by pairing independent
+//! products and keeping the elementwise work that follows on the same thread.
 //!
-//! Used only with exactly two rayon threads: with more, faer's own parallelism keeps every core
-//! busy, which two single-thread halves would not.
+//! Used only with exactly two rayon threads: with more, two halves would leave cores idle,
+//! and `gemm_into` cuts each product into one block per thread instead.
 
 use std::ops::Range;
 
@@ -17,8 +20,9 @@ use crate::Scalar;
 use crate::tensor::{DType, gemm_into_seq};
 
 /// Products (2·m·n·k flop; for a pair, both) from this size on are split when two threads are
-/// available. Smaller ones keep faer's own path: on 784-256-256-10 at batch 32 (13 Mflop
-/// input layer) halves were 10–35 % slower, at batch 128 (51 Mflop) no faster.
+/// available. Smaller ones go through [`crate::tensor::gemm_into`] one by one: measured when
+/// that still meant faer's threaded mode from 10⁷ flop, halves here were 10–35 % slower at
+/// batch 32 (13 Mflop input layer) and no faster at batch 128 (51 Mflop).
 pub(crate) const SPLIT_FLOP: usize = 100_000_000;
 
 /// Batch rows per product in a single-thread weight gradient δᵀa. faer's f64 GEMM on this
