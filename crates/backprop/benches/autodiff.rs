@@ -146,10 +146,29 @@ impl<T: Scalar> Mlp<T> {
     }
 }
 
-fn mlp784_bench(c: &mut Criterion) {
+/// 784-256-256-10 ReLU, f32, a batch of 128: the model, inputs and classes.
+fn mlp784() -> (Mlp<f32>, ArrayD<f32>, Vec<usize>) {
     let mlp = Mlp::<f32>::new(&[784, 256, 256, 10], 1);
     let x = pseudo::<f32>(&[128, 784], 9, 1.0);
-    let classes: Vec<usize> = (0..128).map(|i| (i * 7) % 10).collect();
+    (mlp, x, (0..128).map(|i| (i * 7) % 10).collect())
+}
+
+/// 100-256-256-10 tanh, f64, a batch of 128 (25 600 + 65 536 + 2 560 = 93 696 weights + 522
+/// biases): the model, inputs, classes and an HVP direction.
+fn mlp100k() -> (Mlp<f64>, ArrayD<f64>, Vec<usize>, Vec<ArrayD<f64>>) {
+    let mlp = Mlp::<f64>::new(&[100, 256, 256, 10], 3);
+    let x = pseudo::<f64>(&[128, 100], 11, 1.0);
+    let v = mlp
+        .weights
+        .iter()
+        .zip(&mlp.biases)
+        .flat_map(|(w, b)| [pseudo::<f64>(w.shape(), 5, 1.0), pseudo::<f64>(b.shape(), 6, 1.0)])
+        .collect();
+    (mlp, x, (0..128).map(|i| (i * 3) % 10).collect(), v)
+}
+
+fn mlp784_bench(c: &mut Criterion) {
+    let (mlp, x, classes) = mlp784();
     let mut tape = Tape::<f32>::with_capacity(64);
     let mut grads: Vec<ArrayD<f32>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
     let mut g = c.benchmark_group("mlp784");
@@ -173,17 +192,8 @@ fn mlp784_bench(c: &mut Criterion) {
 }
 
 fn hvp_bench(c: &mut Criterion) {
-    // 100-256-256-10: 25 600 + 65 536 + 2 560 = 93 696 weights (+ 522 biases).
-    let mlp = Mlp::<f64>::new(&[100, 256, 256, 10], 3);
-    let x = pseudo::<f64>(&[128, 100], 11, 1.0);
-    let classes: Vec<usize> = (0..128).map(|i| (i * 3) % 10).collect();
+    let (mlp, x, classes, v) = mlp100k();
     let mut tape = Tape::<f64>::with_capacity(256);
-    let v: Vec<ArrayD<f64>> = mlp
-        .weights
-        .iter()
-        .zip(&mlp.biases)
-        .flat_map(|(w, b)| [pseudo::<f64>(w.shape(), 5, 1.0), pseudo::<f64>(b.shape(), 6, 1.0)])
-        .collect();
     let mut grads: Vec<ArrayD<f64>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
     let mut g = c.benchmark_group("mlp100k");
     g.sample_size(20);
@@ -220,9 +230,7 @@ fn min_med(mut v: Vec<f64>) -> (f64, f64) {
 fn min_of_runs() -> bool {
     let steps = |var: &str| std::env::var(var).ok().and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 0);
     if let Some(n) = steps("AD_MIN784") {
-        let mlp = Mlp::<f32>::new(&[784, 256, 256, 10], 1);
-        let x = pseudo::<f32>(&[128, 784], 9, 1.0);
-        let classes: Vec<usize> = (0..128).map(|i| (i * 7) % 10).collect();
+        let (mlp, x, classes) = mlp784();
         let mut tape = Tape::<f32>::with_capacity(64);
         let mut grads: Vec<ArrayD<f32>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
         let (mut tf, mut tb) = (vec![], vec![]);
@@ -247,16 +255,8 @@ fn min_of_runs() -> bool {
         return true;
     }
     let Some(n) = steps("AD_MIN") else { return false };
-    let mlp = Mlp::<f64>::new(&[100, 256, 256, 10], 3);
-    let x = pseudo::<f64>(&[128, 100], 11, 1.0);
-    let classes: Vec<usize> = (0..128).map(|i| (i * 3) % 10).collect();
+    let (mlp, x, classes, v) = mlp100k();
     let mut tape = Tape::<f64>::with_capacity(256);
-    let v: Vec<ArrayD<f64>> = mlp
-        .weights
-        .iter()
-        .zip(&mlp.biases)
-        .flat_map(|(w, b)| [pseudo::<f64>(w.shape(), 5, 1.0), pseudo::<f64>(b.shape(), 6, 1.0)])
-        .collect();
     let mut grads: Vec<ArrayD<f64>> = (0..6).map(|_| ArrayD::zeros(IxDyn(&[0]))).collect();
     let (mut tg, mut th) = (vec![], vec![]);
     for _ in 0..n {
