@@ -14,24 +14,16 @@
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::Scalar;
-use crate::tensor::{DType, gemm_into_seq};
+use crate::tensor::gemm_into_seq;
 
 /// Products (2·m·n·k flop; for a pair, both) from this size on are split when two threads are
 /// available. Smaller ones go through [`crate::tensor::gemm_into`] one by one: measured when
 /// that still meant faer's threaded mode from 10⁷ flop, halves here were 10–35 % slower at
 /// batch 32 (13 Mflop input layer) and no faster at batch 128 (51 Mflop).
 pub(crate) const SPLIT_FLOP: usize = 100_000_000;
-
-/// Batch rows per product in a single-thread weight gradient δᵀa. faer's f64 GEMM on this
-/// layout (both operands strided along the batch) slows down for long batches: one thread,
-/// 784-256-256-10 at batch 1024, best of 40: ∂L/∂W₂ (256×256) 2.95 ms in one product, 1.92 ms
-/// in chunks of 128; half the columns of ∂L/∂W₁ (256×384) 5.64 → 2.88 ms. f32 keeps one
-/// product: chunks did not help it alone and the whole b1024 step was ~2 % slower with them
-/// (each chunk re-reads and re-writes c).
-const GRADIENT_ROWS: usize = 128;
 
 /// Whether a product (or a pair of independent products) of `flop` flop runs as two
 /// single-thread halves side by side: with exactly two rayon threads and at least `min_flop`.
@@ -61,28 +53,18 @@ fn seq<T: Scalar>(
     debug_assert!(r.is_ok(), "{r:?}");
 }
 
-/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n); in f64 accumulated over chunks of
-/// [`GRADIENT_ROWS`] batch rows.
+/// c ← α·dᵀa (+ c) on one thread (d: batch×m, a: batch×n). In f64 `gemm_into_seq` sums this
+/// layout over blocks of batch rows (faer's f64 kernel slows down on it for long batches:
+/// 784-256-256-10 at batch 1024, one thread, ∂L/∂W₂ 2.95 → 1.92 ms, half the columns of ∂L/∂W₁
+/// 5.64 → 2.88 ms).
 fn weight_gradient_seq<T: Scalar>(
-    mut c: ArrayViewMut2<'_, T>,
+    c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     alpha: T,
     d: ArrayView2<'_, T>,
     a: ArrayView2<'_, T>,
 ) {
-    let n = d.nrows();
-    if n == 0 {
-        seq(c, accumulate, alpha, d.t(), a);
-        return;
-    }
-    let mut start = 0;
-    while start < n {
-        let chunk = if T::DTYPE == DType::F64 { GRADIENT_ROWS } else { n };
-        let end = (start + chunk).min(n);
-        let rows = s![start..end, ..];
-        seq(c.view_mut(), accumulate || start > 0, alpha, d.slice(rows).t(), a.slice(rows));
-        start = end;
-    }
+    seq(c, accumulate, alpha, d.t(), a);
 }
 
 /// g ← dᵀa beside c ← a₂·b₂: a weight gradient and an independent product, each on one thread.
