@@ -1107,33 +1107,24 @@ fn mul_add_broadcast(
 
 /// rows (i, j) of dst = x[(i, j), :] ⊙ m[i, :]: a copy and a [`mul_broadcast`] in one sweep.
 fn mul_broadcast_into(par: bool, dst: &mut Array2<f64>, x: &Array2<f64>, m: ArrayView2<'_, f64>, k: usize) {
-    let w = m.ncols();
-    let (Some(ds), Some(xs), Some(ms)) = (dst.as_slice_mut(), x.as_slice(), m.as_slice()) else {
-        debug_assert!(false, "buffers are contiguous");
-        return;
-    };
-    let (n, kw) = (ms.len() / w.max(1), k * w);
-    debug_assert!(ds.len() == n * kw && xs.len() == n * kw);
-    split_samples(par, ds, n, kw, |range, ds| {
-        let ms = &ms[range.start * w..range.end * w];
-        let xs = &xs[range.start * kw..range.end * kw];
-        vectorized(
-            #[inline(always)]
-            || {
-                for ((mrow, dblock), xblock) in
-                    ms.chunks_exact(w).zip(ds.chunks_exact_mut(kw)).zip(xs.chunks_exact(kw))
-                {
-                    for (drow, xrow) in dblock.chunks_exact_mut(w).zip(xblock.chunks_exact(w)) {
-                        drow.iter_mut().zip(xrow).zip(mrow).for_each(|((d, x), m)| *d = x * m);
-                    }
-                }
-            },
-        )
-    });
+    broadcast_update(par, dst, m, x, k, |d, m, x| *d = x * m);
 }
 
 /// rows (i, j) of r += m[i, :] ⊙ x[(i, j), :].
 fn add_mul_broadcast(par: bool, r: &mut Array2<f64>, m: ArrayView2<'_, f64>, x: &Array2<f64>, k: usize) {
+    broadcast_update(par, r, m, x, k, |r, m, x| *r += m * x);
+}
+
+/// `update(r, m[i, j'], x[(i, j), j'])` for every entry r of rows (i, j) of `r`: the sweep of
+/// [`mul_broadcast_into`] and [`add_mul_broadcast`], samples split across threads when `par`.
+fn broadcast_update(
+    par: bool,
+    r: &mut Array2<f64>,
+    m: ArrayView2<'_, f64>,
+    x: &Array2<f64>,
+    k: usize,
+    update: impl Fn(&mut f64, f64, f64) + Copy + Send + Sync,
+) {
     let w = m.ncols();
     let (Some(rs), Some(ms), Some(xs)) = (r.as_slice_mut(), m.as_slice(), x.as_slice()) else {
         debug_assert!(false, "buffers are contiguous");
@@ -1151,9 +1142,7 @@ fn add_mul_broadcast(par: bool, r: &mut Array2<f64>, m: ArrayView2<'_, f64>, x: 
                     ms.chunks_exact(w).zip(rs.chunks_exact_mut(kw)).zip(xs.chunks_exact(kw))
                 {
                     for (row, xrow) in rblock.chunks_exact_mut(w).zip(xblock.chunks_exact(w)) {
-                        for ((r, m), x) in row.iter_mut().zip(mrow).zip(xrow) {
-                            *r += m * x;
-                        }
+                        row.iter_mut().zip(mrow).zip(xrow).for_each(|((r, &m), &x)| update(r, m, x));
                     }
                 }
             },
