@@ -9,7 +9,8 @@
 //!   Gauss-Newton matrix) applied to batches of directions.
 //! * [`MlpObjective`]: the implementation for [`crate::nn::Mlp`] — one fused forward, backward
 //!   and Pearlmutter R-op pass (forward-over-reverse), batched over many directions as GEMMs.
-//! * [`eigh`]: the dense symmetric eigendecomposition (faer), eigenvalues decreasing.
+//! * [`eigh`]: the dense symmetric eigendecomposition, eigenvalues decreasing: a blocked
+//!   Householder tridiagonalisation (`tridiag.rs`), then faer's divide and conquer.
 //! * [`Lanczos`], [`hutchinson_trace`], [`spectral_density`]: matrix-free spectra for models
 //!   too large for a dense Hessian.
 //! * [`shrinkage`]: predicts the L2-regularised optimum from the spectrum at w* and checks the
@@ -27,6 +28,7 @@ mod operator;
 mod pool;
 pub mod shrinkage;
 mod stochastic;
+mod tridiag;
 
 pub use eigen::{SymmetricEigen, eigh};
 pub use lanczos::{Lanczos, LanczosResult, residual_norm};
