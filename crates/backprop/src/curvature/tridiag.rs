@@ -43,9 +43,13 @@ pub(crate) struct Tridiagonal {
 /// strict upper triangle is scratch) to tridiagonal form. On return, column c of `a` holds
 /// v_c's entries below row c+1 (v_c[c+1] = 1 is implicit), as LAPACK and faer store them.
 pub(crate) fn tridiagonalize(a: &mut [f64], n: usize) -> Tridiagonal {
+    let threads = rayon::current_num_threads();
+    if n < PARALLEL_MIN || threads == 1 {
+        return tridiagonalize_with(a, n, PANEL, 1);
+    }
     // On a pool thread, the part of each symmetric product that the calling thread takes is
     // always the same columns, which then stay in its L2 from one column to the next.
-    rayon::scope(|_| tridiagonalize_with(a, n, PANEL, rayon::current_num_threads()))
+    rayon::scope(|_| tridiagonalize_with(a, n, PANEL, threads))
 }
 
 fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) -> Tridiagonal {
