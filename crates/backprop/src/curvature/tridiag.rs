@@ -91,18 +91,13 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
             t.tau[c] = tau;
             t.sub[c] = *head;
             *head = 1.0;
-            // y = A[c+1.., c+1..]·v, from the trailing matrix as it was at the panel's start.
+            // y = (A − V·Wᵀ − W·Vᵀ)·v: A[c+1.., c+1..] as it was at the panel's start, corrected
+            // by the panel's i earlier reflectors V and their W.
             let s = c + 1;
             let m = n - s;
             let v = &col[s..];
-            symmetric_product(trailing, n, s, v, &mut y[..m], &mut partial, threads);
-            // Corrections for the panel's earlier reflectors: y −= V·(Wᵀv) + W·(Vᵀv).
-            if i > 0 {
-                let (panel_v, panel_w) = (&done[k0 * n..], &w[..]);
-                let wv = panel_transpose_product(panel_w, s, i, n, v);
-                let vv = panel_transpose_product(panel_v, s, i, n, v);
-                sub_panel_product(&mut y[..m], panel_v, panel_w, s, i, n, &wv, &vv);
-            }
+            let panel = Panel { v: &done[k0 * n..], w: &w, count: i };
+            symmetric_product(trailing, n, s, v, &mut y[..m], &mut partial, &panel);
             // w = τ·y − ½τ²(yᵀv)·v.
             let alpha = -0.5 * tau * tau * dot(&y[..m], v);
             for ((w, &y), &v) in w[i * n + s..(i + 1) * n].iter_mut().zip(&y[..m]).zip(v) {
@@ -151,18 +146,63 @@ fn sub_panel_product(
     matmul(y.as_mat_mut(), faer::Accum::Add, panel_rows(w, r0, i, n), q.as_mat(), -1.0, faer::Par::Seq);
 }
 
-/// Pᵀ·x over the rows r0.. of a panel's first i columns.
-fn panel_transpose_product(panel: &[f64], r0: usize, i: usize, n: usize, x: &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; i];
-    faer::linalg::matmul::matmul(
-        faer::ColMut::from_slice_mut(&mut out).as_mat_mut(),
-        faer::Accum::Replace,
-        panel_rows(panel, r0, i, n).transpose(),
-        faer::ColRef::from_slice(x).as_mat(),
-        1.0,
-        faer::Par::Seq,
-    );
-    out
+/// The current panel's first `count` reflectors V (columns of the working matrix) and their
+/// w's W, both column-major with stride n.
+#[derive(Clone, Copy)]
+struct Panel<'a> {
+    v: &'a [f64],
+    w: &'a [f64],
+    count: usize,
+}
+
+impl Panel<'_> {
+    /// y −= Σⱼ V_j·(W_jᵀx) + W_j·(V_jᵀx) over the rows s.. and the panel columns j = part,
+    /// part + parts, …: each part of a split product takes its share of the corrections, each
+    /// column's two dot products and its update in one place.
+    fn correct(&self, n: usize, s: usize, x: &[f64], y: &mut [f64], part: usize, parts: usize) {
+        for j in (part..self.count).step_by(parts) {
+            let (vj, wj) = (&self.v[j * n + s..(j + 1) * n], &self.w[j * n + s..(j + 1) * n]);
+            pulp::Arch::new().dispatch(Correction { vj, wj, x, y: &mut *y });
+        }
+    }
+}
+
+/// y −= v·(wᵀx) + w·(vᵀx) for one panel column, in explicit SIMD.
+struct Correction<'a> {
+    vj: &'a [f64],
+    wj: &'a [f64],
+    x: &'a [f64],
+    y: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Correction<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self { vj, wj, x, y } = self;
+        let (v, vr) = S::as_simd_f64s(vj);
+        let (w, wr) = S::as_simd_f64s(wj);
+        let (xs, xr) = S::as_simd_f64s(x);
+        let (mut av, mut aw) = (simd.splat_f64s(0.0), simd.splat_f64s(0.0));
+        for ((v, w), x) in v.iter().zip(w).zip(xs) {
+            av = simd.mul_add_f64s(*v, *x, av);
+            aw = simd.mul_add_f64s(*w, *x, aw);
+        }
+        let (mut dv, mut dw) = (simd.reduce_sum_f64s(av), simd.reduce_sum_f64s(aw));
+        for ((v, w), x) in vr.iter().zip(wr).zip(xr) {
+            dv += v * x;
+            dw += w * x;
+        }
+        let (bv, bw) = (simd.splat_f64s(-dw), simd.splat_f64s(-dv));
+        let (ys, yr) = S::as_mut_simd_f64s(y);
+        for ((y, v), w) in ys.iter_mut().zip(v).zip(w) {
+            *y = simd.mul_add_f64s(*w, bw, simd.mul_add_f64s(*v, bv, *y));
+        }
+        for ((y, v), w) in yr.iter_mut().zip(vr).zip(wr) {
+            *y -= v * dw + w * dv;
+        }
+    }
 }
 
 /// a·b, with four partial sums so the loop vectorises.
@@ -178,12 +218,14 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     x.iter().sum::<f64>() + tail
 }
 
-/// y = A_s·v for the trailing symmetric m×m block A_s = A[s.., s..] (m = n − s), whose
-/// columns start `cols` (column-major, stride n), reading only its lower triangle, each column
-/// once: column j adds A[j.., j]·v[j] to y[j..] and A[j+1.., j]·v[j+1..] to y[j].
+/// y = (A_s − V·Wᵀ − W·Vᵀ)·v for the trailing symmetric m×m block A_s = A[s.., s..]
+/// (m = n − s), whose columns start `cols` (column-major, stride n), and the `panel`'s V, W.
+/// A_s is read once, only its lower triangle: column j adds A[j.., j]·v[j] to y[j..] and
+/// A[j+1.., j]·v[j+1..] to y[j].
 ///
-/// On several threads each takes a range of columns holding an equal share of the triangle's
-/// entries, with its own partial y; the partials are summed in a fixed order.
+/// `partial` holds one partial y (n long) per thread. On several threads each takes a range of
+/// columns holding an equal share of the triangle's entries, and every parts-th panel column
+/// of the corrections; the partials are summed in a fixed order.
 fn symmetric_product(
     cols: &[f64],
     n: usize,
@@ -191,13 +233,15 @@ fn symmetric_product(
     v: &[f64],
     y: &mut [f64],
     partial: &mut [f64],
-    threads: usize,
+    panel: &Panel<'_>,
 ) {
     let m = n - s;
+    let threads = partial.len() / n;
     let parts = if m >= PARALLEL_MIN { threads.max(1) } else { 1 };
     if parts == 1 {
         y.fill(0.0);
         lower_columns(cols, n, s, 0..m, v, y);
+        panel.correct(n, s, v, y, 0, 1);
         return;
     }
     // Columns [0, p) of an m×m triangle hold m·p − p²/2 entries: part k starts where a share
@@ -206,9 +250,9 @@ fn symmetric_product(
         if k >= parts { m } else { (m as f64 * (1.0 - (1.0 - k as f64 / parts as f64).sqrt())) as usize }
     };
     let part = |k: usize, acc: &mut [f64]| {
-        let (lo, hi) = (start(k), start(k + 1));
-        acc[lo..m].fill(0.0);
-        lower_columns(cols, n, s, lo..hi, v, &mut acc[..m]);
+        acc[..m].fill(0.0);
+        lower_columns(cols, n, s, start(k)..start(k + 1), v, &mut acc[..m]);
+        panel.correct(n, s, v, &mut acc[..m], k, parts);
     };
     if parts == 2 {
         let (p0, p1) = partial[..2 * n].split_at_mut(n);
@@ -218,8 +262,7 @@ fn symmetric_product(
     }
     y.copy_from_slice(&partial[..m]);
     for k in 1..parts {
-        let lo = start(k);
-        for (y, &p) in y[lo..].iter_mut().zip(&partial[k * n + lo..k * n + m]) {
+        for (y, &p) in y.iter_mut().zip(&partial[k * n..k * n + m]) {
             *y += p;
         }
     }
