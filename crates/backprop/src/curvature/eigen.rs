@@ -4,6 +4,7 @@
 use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
 
 use super::tridiag;
+use crate::tensor::transpose_into;
 use crate::{Error, Result};
 
 /// Matrices smaller than this are decomposed on the calling thread alone.
@@ -77,7 +78,16 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
         .enumerate()
         .fold(0.0f64, |m, (i, row)| row.iter().take(i + 1).fold(m, |m, v| m.max(v.abs())));
     let e = if max > 0.0 { max.log2().floor() as i32 } else { 0 };
-    let mut a = lower_column_major(h, e);
+    // Column-major H (a row-major buffer transposed), its lower triangle scaled by 2⁻ᵉ; the
+    // upper triangle is the reduction's scratch.
+    let h = h.as_standard_layout();
+    let mut a = vec![0.0; n * n];
+    transpose_into(h.as_slice().expect("standard layout"), n, n, &mut a, n >= SEQUENTIAL_BELOW);
+    if e != 0 {
+        for j in 0..n {
+            a[j * n + j..(j + 1) * n].iter_mut().for_each(|v| *v = times_pow2(*v, -e));
+        }
+    }
     let t = tridiag::tridiagonalize(&mut a, n);
 
     // faer hands work to rayon without looking at its size: below a few hundred rows, waking
@@ -156,24 +166,6 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
 fn times_pow2(x: f64, e: i32) -> f64 {
     let half = e / 2;
     x * 2f64.powi(half) * 2f64.powi(e - half)
-}
-
-/// The lower triangle of H·2⁻ᵉ as a column-major n×n buffer (zeros above it), copied in tiles so
-/// a row-major `h` is read a cache line at a time.
-fn lower_column_major(h: ArrayView2<'_, f64>, e: i32) -> Vec<f64> {
-    const TILE: usize = 64;
-    let n = h.nrows();
-    let mut a = vec![0.0; n * n];
-    for j0 in (0..n).step_by(TILE) {
-        for i0 in (j0..n).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(n) {
-                for j in j0..(j0 + TILE).min(n).min(i + 1) {
-                    a[j * n + i] = times_pow2(h[[i, j]], -e);
-                }
-            }
-        }
-    }
-    a
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! Dense numeric kernels shared by the autodiff engine, the networks and the curvature code:
 //! the scalar types ([`Scalar`]: `f32` and `f64` through one generic path) and matrix products
-//! ([`gemm`], backed by faer) and vectorised elementwise exp and sigmoid ([`vmath`]).
+//! ([`gemm`], backed by faer), a tiled transpose, and vectorised elementwise exp and sigmoid
+//! ([`vmath`]).
 
 mod gemm;
 mod scalar;
+mod transpose;
 pub mod vmath;
 
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
 pub use scalar::{DType, Scalar};
+pub(crate) use transpose::transpose_into;
 pub use vmath::VectorMath;
