@@ -13,7 +13,7 @@
 //! A ← A − V·Wᵀ − W·Vᵀ, at GEMM speed. Half the flops become BLAS-3 and the memory traffic of
 //! the other half halves.
 
-use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
 use crate::tensor::gemm_into_seq;
@@ -66,6 +66,8 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
     let mut w = vec![0.0; n * panel];
     let mut y = vec![0.0; n];
     let mut partial = vec![0.0; n * threads.max(1)];
+    // [V W] and [W V] of the panel's trailing update.
+    let mut update_scratch = vec![0.0; 4 * n * panel];
     let mut k0 = 0;
     while k0 + 1 < n {
         let kb = panel.min(n - 1 - k0);
@@ -73,12 +75,9 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
             let c = k0 + i;
             let (done, rest) = a.split_at_mut(c * n);
             let (col, trailing) = rest.split_at_mut(n);
-            // Bring column c up to date with the panel's earlier reflectors:
-            // A[c.., c] −= V[c.., :i]·W[c, :i]ᵀ + W[c.., :i]·V[c, :i]ᵀ.
+            // Bring column c up to date with the panel's earlier reflectors.
             if i > 0 {
-                let wc: Vec<f64> = (0..i).map(|j| w[j * n + c]).collect();
-                let vc: Vec<f64> = (0..i).map(|j| done[(k0 + j) * n + c]).collect();
-                sub_panel_product(&mut col[c..], &done[k0 * n..], &w, c, i, n, &wc, &vc);
+                update_column(&mut col[c..], &done[k0 * n..], &w, c, i, n);
             }
             t.diag[c] = col[c];
             // The reflector zeroing A[c+2.., c]: faer's τ_f is 1/τ (∞ for the identity).
@@ -99,13 +98,13 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
             let panel = Panel { v: &done[k0 * n..], w: &w, count: i };
             symmetric_product(trailing, n, s, v, &mut y[..m], &mut partial, &panel);
             // w = τ·y − ½τ²(yᵀv)·v.
-            let alpha = -0.5 * tau * tau * dot(&y[..m], v);
+            let alpha = -0.5 * tau * tau * ArrayView1::from(&y[..m]).dot(&ArrayView1::from(v));
             for ((w, &y), &v) in w[i * n + s..(i + 1) * n].iter_mut().zip(&y[..m]).zip(v) {
                 *w = tau * y + alpha * v;
             }
         }
         let end = k0 + kb;
-        rank_2k_update(a, n, k0, end, &w, threads);
+        rank_2k_update(a, n, k0, end, &w, &mut update_scratch, threads);
         for c in k0..end {
             a[c * n + c + 1] = t.sub[c];
         }
@@ -120,30 +119,22 @@ fn panel_rows(panel: &[f64], r0: usize, i: usize, n: usize) -> faer::MatRef<'_, 
     faer::MatRef::from_column_major_slice_with_stride(&panel[r0..], n - r0, i, n)
 }
 
-/// y −= V·p + W·q over the rows r0.. of the panel's first i reflectors V and w's W.
-#[allow(clippy::too_many_arguments)]
-fn sub_panel_product(
-    y: &mut [f64],
-    v: &[f64],
-    w: &[f64],
-    r0: usize,
-    i: usize,
-    n: usize,
-    p: &[f64],
-    q: &[f64],
-) {
+/// Brings column c up to date with the panel's first i reflectors V and their W:
+/// A[c.., c] −= V[c.., :i]·W[c, :i]ᵀ + W[c.., :i]·V[c, :i]ᵀ (`col` is A[c.., c]).
+fn update_column(col: &mut [f64], v: &[f64], w: &[f64], c: usize, i: usize, n: usize) {
     use faer::linalg::matmul::matmul;
-    let mut y = faer::ColMut::from_slice_mut(y);
-    let (p, q) = (faer::ColRef::from_slice(p), faer::ColRef::from_slice(q));
+    let (v, w) = (panel_rows(v, c, i, n), panel_rows(w, c, i, n));
+    let mut col = faer::ColMut::from_slice_mut(col);
+    let (wc, vc) = (w.row(0).transpose().as_mat(), v.row(0).transpose().as_mat());
     matmul(
-        faer::reborrow::ReborrowMut::rb_mut(&mut y).as_mat_mut(),
+        faer::reborrow::ReborrowMut::rb_mut(&mut col).as_mat_mut(),
         faer::Accum::Add,
-        panel_rows(v, r0, i, n),
-        p.as_mat(),
+        v,
+        wc,
         -1.0,
         faer::Par::Seq,
     );
-    matmul(y.as_mat_mut(), faer::Accum::Add, panel_rows(w, r0, i, n), q.as_mat(), -1.0, faer::Par::Seq);
+    matmul(col.as_mat_mut(), faer::Accum::Add, w, vc, -1.0, faer::Par::Seq);
 }
 
 /// The current panel's first `count` reflectors V (columns of the working matrix) and their
@@ -203,19 +194,6 @@ impl pulp::WithSimd for Correction<'_> {
             *y -= v * dw + w * dv;
         }
     }
-}
-
-/// a·b, with four partial sums so the loop vectorises.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut x = [0.0f64; 4];
-    let (ac, bc) = (a.chunks_exact(4), b.chunks_exact(4));
-    let tail: f64 = ac.remainder().iter().zip(bc.remainder()).map(|(a, b)| a * b).sum();
-    for (a, b) in ac.zip(bc) {
-        for k in 0..4 {
-            x[k] += a[k] * b[k];
-        }
-    }
-    x.iter().sum::<f64>() + tail
 }
 
 /// y = (A_s − V·Wᵀ − W·Vᵀ)·v for the trailing symmetric m×m block A_s = A[s.., s..]
@@ -365,14 +343,21 @@ impl pulp::WithSimd for LowerColumns<'_> {
 /// A[end.., end..] −= V·Wᵀ + W·Vᵀ on its lower triangle (column blocks of [`UPDATE_BLOCK`],
 /// each one product [V W]·[W V]ᵀ), where V = A[end.., k0..end] holds the panel's reflectors
 /// (v_c[c+1] = 1 set) and W the panel's w's.
-fn rank_2k_update(a: &mut [f64], n: usize, k0: usize, end: usize, w: &[f64], threads: usize) {
+fn rank_2k_update(
+    a: &mut [f64],
+    n: usize,
+    k0: usize,
+    end: usize,
+    w: &[f64],
+    scratch: &mut [f64],
+    threads: usize,
+) {
     let (kb, m) = (end - k0, n - end);
     if m == 0 {
         return;
     }
     // x = [V W], y = [W V], both m × 2kb column-major.
-    let mut x = vec![0.0; m * 2 * kb];
-    let mut yt = vec![0.0; m * 2 * kb];
+    let (x, yt) = scratch[..4 * m * kb].split_at_mut(2 * m * kb);
     for j in 0..kb {
         let v = &a[(k0 + j) * n + end..(k0 + j + 1) * n];
         let wj = &w[j * n + end..(j + 1) * n];
@@ -381,8 +366,8 @@ fn rank_2k_update(a: &mut [f64], n: usize, k0: usize, end: usize, w: &[f64], thr
         yt[j * m..(j + 1) * m].copy_from_slice(wj);
         yt[(kb + j) * m..(kb + j + 1) * m].copy_from_slice(v);
     }
-    let x = ArrayView2::from_shape((m, 2 * kb).f(), &x).expect("m × 2kb");
-    let yt = ArrayView2::from_shape((m, 2 * kb).f(), &yt).expect("m × 2kb");
+    let x = ArrayView2::from_shape((m, 2 * kb).f(), &*x).expect("m × 2kb");
+    let yt = ArrayView2::from_shape((m, 2 * kb).f(), &*yt).expect("m × 2kb");
     let blocks: Vec<usize> = (0..m).step_by(UPDATE_BLOCK).collect();
     // Each block column j0.. is disjoint: hand them out as separate mutable slices of `a`.
     let trailing = &mut a[end * n..];
