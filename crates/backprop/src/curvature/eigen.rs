@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
 
-use super::tridiag;
+use super::{divide, tridiag};
 use crate::tensor::transpose_into;
 use crate::{Error, Result};
 
@@ -39,7 +39,8 @@ impl SymmetricEigen {
 /// numpy's `eigh`), in three steps:
 /// 1. QᵀHQ = T, Householder tridiagonalisation blocked as LAPACK's `dsytrd`
 ///    ([`super::tridiag`]; faer's own is unblocked and ~1.7× slower at n = 2000);
-/// 2. T = ZΛZᵀ by faer's divide and conquer;
+/// 2. T = ZΛZᵀ by divide and conquer ([`super::divide`]: faer's below 256 rows, merges of
+///    our own above, on every thread);
 /// 3. the eigenvectors QZ, by faer's blocked application of Q's reflectors.
 ///
 /// The eigenvectors are written column by column, so the result is column-major (Fortran
@@ -52,7 +53,6 @@ impl SymmetricEigen {
 /// ```
 pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     use faer::dyn_stack::{MemBuffer, MemStack};
-    use faer::linalg::evd::{self, ComputeEigenvectors};
     use faer::linalg::householder;
 
     let (n, m) = h.dim();
@@ -92,28 +92,16 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
 
     // faer hands work to rayon without looking at its size: below a few hundred rows, waking
     // the other thread costs more than the whole decomposition (n = 25: 0.3 ms vs 0.06).
-    let par = if n < SEQUENTIAL_BELOW { faer::Par::Seq } else { faer::get_global_parallelism() };
-    let params = Default::default();
-    let bs = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n).max(1);
-    let mut stack =
-        MemBuffer::try_new(evd::self_adjoint_evd_scratch::<f64>(n, ComputeEigenvectors::Yes, par, params))
-            .map_err(|_| {
-                Error::invalid("eigh", format!("cannot allocate the workspace for a {n}×{n} matrix"))
-            })?;
-    let mut sub = t.sub.clone();
-    sub.push(0.0);
-    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let parallel = n >= SEQUENTIAL_BELOW;
+    let par = if parallel { faer::get_global_parallelism() } else { faer::Par::Seq };
+    let mut s = vec![0.0; n];
     let mut q = vec![0.0; n * n];
-    evd::tridiagonal_self_adjoint_evd(
-        faer::ColRef::from_slice(&t.diag).as_diagonal(),
-        faer::ColRef::from_slice(&sub).as_diagonal(),
-        s.as_mut(),
-        Some(faer::MatMut::from_column_major_slice_mut(&mut q, n, n)),
-        par,
-        MemStack::new(&mut stack),
-        params,
+    divide::tridiagonal_eigh(&t.diag, &t.sub, &mut s, &mut q, parallel)?;
+    let bs = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n).max(1);
+    let mut stack = MemBuffer::try_new(
+        householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(n, bs, n),
     )
-    .map_err(|e| Error::invalid("eigh", format!("the eigendecomposition did not converge: {e:?}")))?;
+    .map_err(|_| Error::invalid("eigh", format!("cannot allocate the workspace for a {n}×{n} matrix")))?;
     if n > 1 {
         // Q = H₀⋯H_{n−2} applied to the rows 1.. of Z, in blocks of `bs` reflectors (faer's
         // compact-WY factors; faer's τ is 1/τ, ∞ for the identity, as its own reduction stores).
@@ -148,7 +136,6 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     }
     // faer returns increasing eigenvalues: reverse to the notebook's decreasing order, the
     // eigenvector columns (contiguous in column-major storage) with them.
-    let s = s.column_vector();
     let values = Array1::from_iter((0..n).rev().map(|i| times_pow2(s[i], e)));
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         return Err(Error::non_finite("eigh", format!("an eigenvalue is {v}: it overflows f64")));

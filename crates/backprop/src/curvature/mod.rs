@@ -10,7 +10,7 @@
 //! * [`MlpObjective`]: the implementation for [`crate::nn::Mlp`] — one fused forward, backward
 //!   and Pearlmutter R-op pass (forward-over-reverse), batched over many directions as GEMMs.
 //! * [`eigh`]: the dense symmetric eigendecomposition, eigenvalues decreasing: a blocked
-//!   Householder tridiagonalisation (`tridiag.rs`), then faer's divide and conquer.
+//!   Householder tridiagonalisation (`tridiag.rs`), then divide and conquer (`divide.rs`).
 //! * [`Lanczos`], [`hutchinson_trace`], [`spectral_density`]: matrix-free spectra for models
 //!   too large for a dense Hessian.
 //! * [`shrinkage`]: predicts the L2-regularised optimum from the spectrum at w* and checks the
@@ -19,6 +19,7 @@
 //! Parameter order everywhere: the documented flat order of [`crate::nn::ParamSelection`] —
 //! layers in order, each weight row-major out×in, then that layer's bias when selected.
 
+mod divide;
 mod eigen;
 mod lanczos;
 mod minimize;
