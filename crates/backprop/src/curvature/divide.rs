@@ -40,9 +40,11 @@ const LEAF: usize = 256;
 /// Roots per parallel task: enough to hide the task's cost (each root is O(m) divisions).
 const ROOTS_PER_TASK: usize = 16;
 
-/// T's eigenvalues, increasing, into `values` (n) and its eigenvectors into `z` (n×n,
-/// column-major), for the tridiagonal T with diagonal `diag` (n) and subdiagonal `sub` (n − 1).
-/// `parallel`: the halves and the merges use the threads of rayon's pool.
+/// T's eigenvalues into `values` (n), *decreasing*, and its eigenvectors into `z` (n×n,
+/// column-major) in the same order, for the tridiagonal T with diagonal `diag` (n) and
+/// subdiagonal `sub` (n − 1). The order is the notebook's: the top merge writes it directly,
+/// rather than a pass reversing n² entries after it. `parallel`: the halves and the merges use
+/// the threads of rayon's pool.
 pub(crate) fn tridiagonal_eigh(
     diag: &[f64],
     sub: &[f64],
@@ -50,21 +52,32 @@ pub(crate) fn tridiagonal_eigh(
     z: &mut [f64],
     parallel: bool,
 ) -> Result<()> {
-    solve(diag, sub, values, z, parallel, LEAF)
+    solve(diag, sub, values, z, Solve { parallel, leaf: LEAF, decreasing: true })
 }
 
-fn solve(
-    diag: &[f64],
-    sub: &[f64],
-    values: &mut [f64],
-    z: &mut [f64],
+/// How to solve: on every thread or not, below which size faer solves, and in which order
+/// the eigenpairs come out (the halves' must be increasing for the merge).
+#[derive(Clone, Copy)]
+struct Solve {
     parallel: bool,
     leaf: usize,
-) -> Result<()> {
+    decreasing: bool,
+}
+
+fn solve(diag: &[f64], sub: &[f64], values: &mut [f64], z: &mut [f64], how: Solve) -> Result<()> {
     let n = diag.len();
     assert!(sub.len() + 1 == n.max(1) && values.len() == n && z.len() == n * n, "tridiagonal_eigh: sizes");
+    let Solve { parallel, leaf, decreasing } = how;
     if n < leaf.max(4) {
-        return faer_leaf(diag, sub, values, z);
+        faer_leaf(diag, sub, values, z)?;
+        if decreasing {
+            values.reverse();
+            for c in 0..n / 2 {
+                let (lo, hi) = z.split_at_mut((n - 1 - c) * n);
+                lo[c * n..(c + 1) * n].swap_with_slice(&mut hi[..n]);
+            }
+        }
+        return Ok(());
     }
     let n1 = n / 2;
     let n2 = n - n1;
@@ -75,12 +88,13 @@ fn solve(
     d2[0] -= beta.abs();
     let (mut l1, mut q1) = (vec![0.0; n1], vec![0.0; n1 * n1]);
     let (mut l2, mut q2) = (vec![0.0; n2], vec![0.0; n2 * n2]);
-    let mut first = || solve(&d1, &sub[..n1 - 1], &mut l1, &mut q1, parallel, leaf);
-    let mut second = || solve(&d2, &sub[n1..], &mut l2, &mut q2, parallel, leaf);
+    let half = Solve { decreasing: false, ..how };
+    let mut first = || solve(&d1, &sub[..n1 - 1], &mut l1, &mut q1, half);
+    let mut second = || solve(&d2, &sub[n1..], &mut l2, &mut q2, half);
     let (r1, r2) = if parallel { rayon::join(first, second) } else { (first(), second()) };
     r1?;
     r2?;
-    merge(Halves { beta, l1: &l1, q1: &q1, l2: &l2, q2: &q2 }, values, z, parallel)
+    merge(Halves { beta, l1: &l1, q1: &q1, l2: &l2, q2: &q2 }, values, z, how)
 }
 
 /// faer's divide and conquer (QR iterations below its own threshold), on the calling thread.
@@ -132,7 +146,8 @@ struct Reflector {
 }
 
 /// The eigenvalues and vectors of Q·(D + ρzzᵀ)·Qᵀ from those of the halves.
-fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], parallel: bool) -> Result<()> {
+fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Result<()> {
+    let Solve { parallel, decreasing, .. } = how;
     let (n1, n2) = (h.l1.len(), h.l2.len());
     let n = n1 + n2;
     let rho = 2.0 * h.beta.abs();
@@ -212,8 +227,13 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], parallel: bool) -> 
     if let Some(v) = lambda.iter().find(|v| !v.is_finite()) {
         return Err(Error::non_finite("eigh", format!("a merged eigenvalue is {v}")));
     }
+    // order[j]: the entry of output column j.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| lambda[a].total_cmp(&lambda[b]));
+    if decreasing {
+        order.sort_unstable_by(|&a, &b| lambda[b].total_cmp(&lambda[a]));
+    } else {
+        order.sort_unstable_by(|&a, &b| lambda[a].total_cmp(&lambda[b]));
+    }
     values.iter_mut().zip(&order).for_each(|(v, &k)| *v = lambda[k]);
 
     // Only the rows and columns the merge mixes go through the GEMMs, those of the roots and
@@ -633,16 +653,20 @@ mod tests {
 
     /// Solves T with leaves of `leaf` rows and checks it against faer's decomposition of the
     /// whole T: the same eigenvalues, Z orthonormal, T·Z = Z·Λ.
-    fn check(diag: &[f64], sub: &[f64], leaf: usize, parallel: bool) {
+    fn check(diag: &[f64], sub: &[f64], how: Solve) {
         let n = diag.len();
         let (mut values, mut z) = (vec![0.0; n], vec![0.0; n * n]);
-        solve(diag, sub, &mut values, &mut z, parallel, leaf).unwrap();
+        solve(diag, sub, &mut values, &mut z, how).unwrap();
         let (mut expected, mut z_faer) = (vec![0.0; n], vec![0.0; n * n]);
         faer_leaf(diag, sub, &mut expected, &mut z_faer).unwrap();
+        if how.decreasing {
+            expected.reverse();
+        }
         let norm = diag.iter().chain(sub).fold(1e-300f64, |m, v| m.max(v.abs()));
         let tol = 16.0 * n as f64 * f64::EPSILON;
-        let case = format!("n = {n}, leaf = {leaf}, parallel = {parallel}");
-        assert!(values.windows(2).all(|w| w[0] <= w[1]), "{case}: not increasing");
+        let Solve { parallel, leaf, decreasing } = how;
+        let case = format!("n = {n}, leaf = {leaf}, parallel = {parallel}, decreasing = {decreasing}");
+        assert!(values.windows(2).all(|w| (w[0] <= w[1]) != decreasing || w[0] == w[1]), "{case}: order");
         for (v, e) in values.iter().zip(&expected) {
             assert!((v - e).abs() <= tol * norm, "{case}: eigenvalue {v} vs faer's {e}");
         }
@@ -670,7 +694,9 @@ mod tests {
     fn check_all(diag: &[f64], sub: &[f64]) {
         for leaf in [4, 7, 16] {
             for parallel in [false, true] {
-                check(diag, sub, leaf, parallel);
+                for decreasing in [false, true] {
+                    check(diag, sub, Solve { parallel, leaf, decreasing });
+                }
             }
         }
     }
