@@ -2,6 +2,7 @@
 //! notebook.
 
 use ndarray::{Array1, Array2, ArrayView2, ShapeBuilder};
+use rayon::prelude::*;
 
 use super::{divide, tridiag};
 use crate::tensor::transpose_into;
@@ -55,46 +56,46 @@ impl SymmetricEigen {
 pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     use faer::dyn_stack::{MemBuffer, MemStack};
     use faer::linalg::householder;
-    use rayon::prelude::*;
 
     let (n, m) = h.dim();
     if n != m {
         return Err(Error::shape("eigh", format!("the matrix must be square, got {n}×{m}")));
     }
-    if let Some((i, v)) = h.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::non_finite(
-            "eigh input",
-            format!("entry ({}, {}) is {v}", i / n.max(1), i % n.max(1)),
-        ));
-    }
     if n == 0 {
         return Ok(SymmetricEigen { values: Array1::zeros(0), vectors: Array2::zeros((0, 0)) });
     }
+    let parallel = n >= SEQUENTIAL_BELOW;
+    let h = h.as_standard_layout();
+    let h = h.as_slice().expect("standard layout");
     // faer's divide and conquer has absolute tolerances: on c·H its eigenvalues are off by
     // ~1e-5 relative at c = 1e-12 or 1e8, and by half at c = 1e-30, while they are exact to
-    // rounding for ‖H‖ near 1. Like LAPACK's drivers, decompose H·2⁻ᵉ with max|Hᵢⱼ| in [1, 2)
-    // and scale the eigenvalues back: a power of two changes no digit.
-    let max = h
-        .rows()
-        .into_iter()
-        .enumerate()
-        .fold(0.0f64, |m, (i, row)| row.iter().take(i + 1).fold(m, |m, v| m.max(v.abs())));
+    // rounding for ‖H‖ near 1 (our merges' deflation tolerance too has an absolute floor).
+    // Like LAPACK's drivers, decompose H·2⁻ᵉ with max|Hᵢⱼ| in [1, 2) and scale the
+    // eigenvalues back: a power of two changes no digit.
+    let (finite, max) = scan(h, n, parallel);
+    if !finite {
+        let (i, v) = h.iter().enumerate().find(|(_, v)| !v.is_finite()).expect("a non-finite entry");
+        return Err(Error::non_finite("eigh input", format!("entry ({}, {}) is {v}", i / n, i % n)));
+    }
     let e = if max > 0.0 { max.log2().floor() as i32 } else { 0 };
     // Column-major H (a row-major buffer transposed), its lower triangle scaled by 2⁻ᵉ; the
     // upper triangle is the reduction's scratch.
-    let h = h.as_standard_layout();
     let mut a = vec![0.0; n * n];
-    transpose_into(h.as_slice().expect("standard layout"), n, n, &mut a, n >= SEQUENTIAL_BELOW);
+    transpose_into(h, n, n, &mut a, parallel);
     if e != 0 {
-        for j in 0..n {
-            a[j * n + j..(j + 1) * n].iter_mut().for_each(|v| *v = times_pow2(*v, -e));
+        let (s1, s2) = pow2_factors(-e);
+        let scale = |(j, col): (usize, &mut [f64])| col[j..].iter_mut().for_each(|v| *v = *v * s1 * s2);
+        if parallel {
+            a.par_chunks_mut(n).enumerate().for_each(scale);
+        } else {
+            a.chunks_mut(n).enumerate().for_each(scale);
         }
     }
     let t = tridiag::tridiagonalize(&mut a, n);
 
     // faer hands work to rayon without looking at its size: below a few hundred rows, waking
-    // the other thread costs more than the whole decomposition (n = 25: 0.3 ms vs 0.06).
-    let parallel = n >= SEQUENTIAL_BELOW;
+    // the other thread costs more than the whole decomposition (n = 25: 0.3 ms vs 0.06), so
+    // below SEQUENTIAL_BELOW everything stays on the calling thread.
     let mut s = vec![0.0; n];
     let mut q = vec![0.0; n * n];
     divide::tridiagonal_eigh(&t.diag, &t.sub, &mut s, &mut q, parallel)?;
@@ -159,11 +160,52 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     Ok(SymmetricEigen { values, vectors })
 }
 
-/// x·2ᵉ, exact unless the result over- or underflows; in two steps, since 2ᵉ alone is not a
-/// finite f64 for |e| > 1023 (a subnormal input's scale).
+/// x·2ᵉ, exact unless the result over- or underflows.
 fn times_pow2(x: f64, e: i32) -> f64 {
+    let (s1, s2) = pow2_factors(e);
+    x * s1 * s2
+}
+
+/// (s₁, s₂) with s₁·s₂ = 2ᵉ, each a finite f64: 2ᵉ alone is not one for |e| > 1023 (a
+/// subnormal input's scale).
+fn pow2_factors(e: i32) -> (f64, f64) {
     let half = e / 2;
-    x * 2f64.powi(half) * 2f64.powi(e - half)
+    (2f64.powi(half), 2f64.powi(e - half))
+}
+
+/// Whether every entry of the row-major n×n `h` is finite, and max|hᵢⱼ| over its lower
+/// triangle (j ≤ i): one pass, rows in parallel, eight independent lanes (vectorised) per row.
+fn scan(h: &[f64], n: usize, parallel: bool) -> (bool, f64) {
+    const LANES: usize = 8;
+    let row = |i: usize| {
+        let (lower, upper) = h[i * n..(i + 1) * n].split_at(i + 1);
+        // x·0 is 0 for finite x and NaN for ±∞ and NaN; f64::max skips NaN.
+        let (mut nan, mut max) = ([0.0f64; LANES], [0.0f64; LANES]);
+        let chunks = lower.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                nan[l] += c[l] * 0.0;
+                max[l] = max[l].max(c[l].abs());
+            }
+        }
+        let chunks = upper.chunks_exact(LANES);
+        let upper_rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                nan[l] += c[l] * 0.0;
+            }
+        }
+        let finite = nan.iter().chain(rest).chain(upper_rest).all(|v| v.is_finite());
+        let max = rest.iter().fold(max.iter().fold(0.0f64, |m, v| m.max(*v)), |m, v| m.max(v.abs()));
+        (finite, max)
+    };
+    let both = |(f, m): (bool, f64), (g, k): (bool, f64)| (f && g, m.max(k));
+    if parallel {
+        (0..n).into_par_iter().map(row).reduce(|| (true, 0.0), both)
+    } else {
+        (0..n).map(row).fold((true, 0.0), both)
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +331,32 @@ mod tests {
         let want = eigh(tiny.view()).unwrap().values;
         tiny[[0, 1]] = 1e300;
         assert_eq!(eigh(tiny.view()).unwrap().values, want);
+    }
+
+    #[test]
+    fn scan_finds_every_non_finite_entry_and_the_lower_triangle_max() {
+        for n in [1, 9, 130] {
+            let h: Vec<f64> = (0..n * n).map(|k| ((k * 37) % 101) as f64 / 50.0 - 1.0).collect();
+            let lower = (0..n).flat_map(|i| (0..=i).map(move |j| (i, j)));
+            let want = lower.fold(0.0f64, |m, (i, j)| m.max(h[i * n + j].abs()));
+            for parallel in [false, true] {
+                assert_eq!(scan(&h, n, parallel), (true, want), "n = {n}");
+                // Positions in the eight lanes and in the rest, below and above the diagonal
+                // (every one for the small sizes).
+                let step = if n > 9 { 53 } else { 1 };
+                for k in (0..n * n).step_by(step).chain([n * n - 1, (n / 2) * (n + 1)]) {
+                    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                        let mut g = h.clone();
+                        g[k] = bad;
+                        assert!(!scan(&g, n, parallel).0, "n = {n}, entry {k} = {bad}");
+                    }
+                }
+            }
+            // A large entry above the diagonal does not count.
+            let mut g = h.clone();
+            g[n - 1] = 1e300;
+            assert_eq!(scan(&g, n, false).1, if n == 1 { 1e300 } else { want });
+        }
     }
 
     #[test]
