@@ -18,13 +18,14 @@
 //! Each λⱼ is stored as (shift, μ) with shift one of the poles dᵢ, so λⱼ − dᵢ is computed as
 //! (shift − dᵢ) − μ, accurate even when λⱼ is very close to its pole.
 //!
-//! Why ours: faer's (0.24) merge is sequential and evaluates f one term at a time. At
-//! n = 2000 its top merge took ~120 of its ~180 ms, the two halves under it ~60 ms on two
-//! threads. Here the merge's O(n²) parts (the roots, Löwner's products, the vectors) run on
-//! every thread, f is evaluated a SIMD vector of terms at a time, and its roots are found by
-//! LAPACK's method (`dlaed4`'s middle way: 4.7 evaluations per root at n = 2000, where
-//! faer's secant and bisection took 17.9). Below [`LEAF`] rows the problem is faer's own. The deflation rules are
-//! faer's (MIT licence).
+//! Why ours: faer's (0.24) merge is sequential, evaluates f one term at a time and sends all
+//! of U through its GEMMs. At n = 2000 its top merge took ~120 of its ~180 ms, the two halves
+//! under it ~60 ms on two threads. Here the merge's O(n²) parts (the roots, Löwner's
+//! products, the vectors) run on every thread, f is evaluated a SIMD vector of terms at a
+//! time, its roots are found by LAPACK's method (`dlaed4`: 4.7 evaluations per root at
+//! n = 2000, where faer's secant and bisection took 17.9), and only the rows and columns the
+//! merge mixes go through the GEMMs (as in LAPACK's `dlaed3`). Below [`LEAF`] rows the
+//! problem is faer's own. The deflation rules are faer's (MIT licence).
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd;
@@ -34,9 +35,11 @@ use rayon::prelude::*;
 
 use crate::{Error, Result};
 
-/// Sizes below which faer's divide and conquer solves the whole problem. Tuned at n = 2000:
-/// the D&C took 165–208 ms with 256, 193–220 with 512, 193–227 with 1200 (one split).
-const LEAF: usize = 256;
+/// Sizes below which faer's solver (QR iterations or its own divide and conquer) takes the
+/// whole problem. Tuned once the merges were parallel: the D&C alone at n = 2000 took
+/// 103–117 ms with 32, 108–121 with 64, 115–121 with 128 and 119–141 with 256; eigh at n = 200
+/// 2.3 ms with 64 against 4.0 with 256, at n = 600 24 against 26 ms.
+const LEAF: usize = 64;
 
 /// Roots per parallel task: enough to hide the task's cost (each root is O(m) divisions).
 const ROOTS_PER_TASK: usize = 16;
