@@ -207,19 +207,19 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
     let mut roots = vec![(0.0, 0.0); m];
     let eq = Secular { d: &dk, z: &zk, rho_recip: rho.recip() };
     let last_right = dk.last().map_or(0.0, |d| d + rho * zk.iter().map(|z| z * z).sum::<f64>());
-    let solve = |(c, chunk): (usize, &mut [(f64, f64)])| {
+    let find = |(c, chunk): (usize, &mut [(f64, f64)])| {
         pulp::Arch::new().dispatch(Roots { eq: &eq, first: c * ROOTS_PER_TASK, last_right, out: chunk })
     };
     if parallel {
-        roots.par_chunks_mut(ROOTS_PER_TASK).enumerate().for_each(solve);
+        roots.par_chunks_mut(ROOTS_PER_TASK).enumerate().for_each(find);
     } else {
-        roots.chunks_mut(ROOTS_PER_TASK).enumerate().for_each(solve);
+        roots.chunks_mut(ROOTS_PER_TASK).enumerate().for_each(find);
     }
     let zhat = |i: usize| lowner(i, &dk, &zk, &roots);
     let zhat: Vec<f64> =
         if parallel { (0..m).into_par_iter().map(zhat).collect() } else { (0..m).map(zhat).collect() };
 
-    // All eigenvalues, increasing; `source[k]` is entry k's root, if it has one.
+    // Every eigenvalue; `source[k]` is entry k's root, if it has one.
     let mut source = vec![usize::MAX; n];
     kept.iter().enumerate().for_each(|(i, &k)| source[k] = i);
     let lambda: Vec<f64> = (0..n)

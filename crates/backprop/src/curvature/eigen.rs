@@ -64,6 +64,9 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     if n == 0 {
         return Ok(SymmetricEigen { values: Array1::zeros(0), vectors: Array2::zeros((0, 0)) });
     }
+    // Waking the other thread costs more than a small decomposition (faer's own, which hands
+    // any work to rayon: n = 25 took 0.3 ms instead of 0.06), so below SEQUENTIAL_BELOW
+    // everything stays on the calling thread.
     let parallel = n >= SEQUENTIAL_BELOW;
     let h = h.as_standard_layout();
     let h = h.as_slice().expect("standard layout");
@@ -93,9 +96,6 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     }
     let t = tridiag::tridiagonalize(&mut a, n);
 
-    // faer hands work to rayon without looking at its size: below a few hundred rows, waking
-    // the other thread costs more than the whole decomposition (n = 25: 0.3 ms vs 0.06), so
-    // below SEQUENTIAL_BELOW everything stays on the calling thread.
     let mut s = vec![0.0; n];
     let mut q = vec![0.0; n * n];
     divide::tridiagonal_eigh(&t.diag, &t.sub, &mut s, &mut q, parallel)?;
