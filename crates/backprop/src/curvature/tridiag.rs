@@ -75,21 +75,26 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
             let c = k0 + i;
             let (done, rest) = a.split_at_mut(c * n);
             let (col, trailing) = rest.split_at_mut(n);
-            // Bring column c up to date with the panel's earlier reflectors.
-            if i > 0 {
-                update_column(&mut col[c..], &done[k0 * n..], &w, c, i, n);
-            }
-            t.diag[c] = col[c];
-            // The reflector zeroing A[c+2.., c]: faer's τ_f is 1/τ (∞ for the identity).
-            let (head, tail) = col[c + 1..].split_first_mut().expect("c + 1 < n");
-            let info = faer::linalg::householder::make_householder_in_place(
-                head,
-                faer::ColMut::from_slice_mut(tail),
-            );
-            let tau = if info.tau.is_finite() { info.tau.recip() } else { 0.0 };
+            let mut reflect = || {
+                // Bring column c up to date with the panel's earlier reflectors.
+                if i > 0 {
+                    update_column(&mut col[c..], &done[k0 * n..], &w, c, i, n);
+                }
+                // The reflector zeroing A[c+2.., c]: faer's τ_f is 1/τ (∞ for the identity).
+                let diag = col[c];
+                let (head, tail) = col[c + 1..].split_first_mut().expect("c + 1 < n");
+                let info = faer::linalg::householder::make_householder_in_place(
+                    head,
+                    faer::ColMut::from_slice_mut(tail),
+                );
+                let sub = std::mem::replace(head, 1.0);
+                (diag, sub, if info.tau.is_finite() { info.tau.recip() } else { 0.0 })
+            };
+            let (diag, sub, tau) =
+                if threads > 1 && n - c > PARALLEL_MIN { keep_awake(reflect) } else { reflect() };
+            t.diag[c] = diag;
+            t.sub[c] = sub;
             t.tau[c] = tau;
-            t.sub[c] = *head;
-            *head = 1.0;
             // y = (A − V·Wᵀ − W·Vᵀ)·v: A[c+1.., c+1..] as it was at the panel's start, corrected
             // by the panel's i earlier reflectors V and their W.
             let s = c + 1;
@@ -112,6 +117,34 @@ fn tridiagonalize_with(a: &mut [f64], n: usize, panel: usize, threads: usize) ->
     }
     t.diag[n - 1] = a[n * n - 1];
     t
+}
+
+/// Runs `work` on the calling thread while an idle pool thread spins until it is done. Rayon
+/// puts an idle thread to sleep after ~30 µs; the serial work between two split products
+/// (a column update and a reflector) often takes longer, and waking the sleeper (a futex) for
+/// every column's product cost time on both threads.
+fn keep_awake<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Sets the flag even if `work` panics, so that the spinner (which join waits for) stops.
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+    let done = AtomicBool::new(false);
+    let (r, ()) = rayon::join(
+        || {
+            let _done = Done(&done);
+            work()
+        },
+        || {
+            while !done.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+        },
+    );
+    r
 }
 
 /// The rows r0.. of the first i columns of a column-major panel (stride n), as a faer view.
