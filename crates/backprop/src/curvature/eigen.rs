@@ -39,8 +39,8 @@ impl SymmetricEigen {
 /// The eigendecomposition of the symmetric matrix `h` (only its lower triangle is read, as by
 /// numpy's `eigh`), in three steps:
 /// 1. QᵀHQ = T, Householder tridiagonalisation blocked as LAPACK's `dsytrd`
-///    ([`super::tridiag`]; faer's own is unblocked and ~1.7× slower at n = 2000);
-/// 2. T = ZΛZᵀ by divide and conquer ([`super::divide`]: faer's below 64 rows, merges of
+///    (`curvature/tridiag.rs`; faer's own is unblocked and ~1.7× slower at n = 2000);
+/// 2. T = ZΛZᵀ by divide and conquer (`curvature/divide.rs`: faer's below 64 rows, merges of
 ///    our own above, on every thread), eigenpairs in decreasing order;
 /// 3. the eigenvectors QZ, by faer's blocked application of Q's reflectors, each thread on its
 ///    own columns.
