@@ -143,6 +143,19 @@ struct Halves<'a> {
     q2: &'a [f64],
 }
 
+impl Halves<'_> {
+    /// Column p of diag(Q₁, Q₂), as the part that is not structurally zero: (whether it is
+    /// Q₁'s, its entries).
+    fn column(&self, p: usize) -> (bool, &[f64]) {
+        let (n1, n2) = (self.l1.len(), self.l2.len());
+        if p < n1 {
+            (true, &self.q1[p * n1..(p + 1) * n1])
+        } else {
+            (false, &self.q2[(p - n1) * n2..(p - n1 + 1) * n2])
+        }
+    }
+}
+
 /// A reflector I − τ·v·vᵀ acting on rows `start..start + v.len()` (sorted order).
 struct Reflector {
     start: usize,
@@ -193,9 +206,9 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
             len += 1;
         }
         if len > 1
-            && let Some(r) = concentrate(&mut w[start..start + len])
+            && let Some((v, tau)) = concentrate(&mut w[start..start + len])
         {
-            reflectors.push(Reflector { start, ..r });
+            reflectors.push(Reflector { start, v, tau });
         }
         start += len;
     }
@@ -285,14 +298,8 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
     };
     // Q₁'s and Q₂'s mixed columns, gathered (every block below reads them).
     let (mut g1, mut g2) = (vec![0.0; n1 * r1], vec![0.0; n2 * (r - r1)]);
-    let gather1 = |(s, col): (usize, &mut [f64])| {
-        let p = perm[rows[s]];
-        col.copy_from_slice(&h.q1[p * n1..(p + 1) * n1]);
-    };
-    let gather2 = |(s, col): (usize, &mut [f64])| {
-        let p = perm[rows[r1 + s]] - n1;
-        col.copy_from_slice(&h.q2[p * n2..(p + 1) * n2]);
-    };
+    let gather1 = |(s, col): (usize, &mut [f64])| col.copy_from_slice(h.column(perm[rows[s]]).1);
+    let gather2 = |(s, col): (usize, &mut [f64])| col.copy_from_slice(h.column(perm[rows[r1 + s]]).1);
     if parallel && r > 0 {
         g1.par_chunks_mut(n1).enumerate().for_each(gather1);
         g2.par_chunks_mut(n2).enumerate().for_each(gather2);
@@ -335,14 +342,16 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
             if column[j] != usize::MAX {
                 continue;
             }
-            let p = perm[order[j]];
             let (top, bottom) = col.split_at_mut(n1);
-            if p < n1 {
-                top.copy_from_slice(&h.q1[p * n1..(p + 1) * n1]);
-                bottom.fill(0.0);
-            } else {
-                top.fill(0.0);
-                bottom.copy_from_slice(&h.q2[(p - n1) * n2..(p - n1 + 1) * n2]);
+            match h.column(perm[order[j]]) {
+                (true, q) => {
+                    top.copy_from_slice(q);
+                    bottom.fill(0.0);
+                }
+                (false, q) => {
+                    top.fill(0.0);
+                    bottom.copy_from_slice(q);
+                }
             }
         }
     };
@@ -356,8 +365,8 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
 }
 
 /// The reflector H = I − τ·v·vᵀ (v's last entry 1) with H·x = (0, …, 0, β), applied to `x`
-/// (LAPACK's `dlarfg` with the kept entry last); `None` when x already has that form.
-fn concentrate(x: &mut [f64]) -> Option<Reflector> {
+/// (LAPACK's `dlarfg` with the kept entry last), as (v, τ); `None` when x already has that form.
+fn concentrate(x: &mut [f64]) -> Option<(Vec<f64>, f64)> {
     let (tail, last) = x.split_at_mut(x.len() - 1);
     let tail_norm = tail.iter().fold(0.0f64, |a, v| a.hypot(*v));
     if tail_norm == 0.0 {
@@ -370,7 +379,7 @@ fn concentrate(x: &mut [f64]) -> Option<Reflector> {
     v.push(1.0);
     tail.fill(0.0);
     last[0] = beta;
-    Some(Reflector { start: 0, v, tau: (beta - alpha) / beta })
+    Some((v, (beta - alpha) / beta))
 }
 
 /// ẑᵢ = sign(zᵢ)·√|(λᵢ − dᵢ)·Πₖ≠ᵢ (λₖ − dᵢ)/(dₖ − dᵢ)| (Löwner; the common factor 1/ρ is left
