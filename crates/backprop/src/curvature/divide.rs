@@ -34,6 +34,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use crate::tensor::zeroed_huge;
 use crate::{Error, Result};
 
 /// Sizes below which faer's solver (QR iterations or its own divide and conquer) takes the
@@ -91,8 +92,8 @@ fn solve(diag: &[f64], sub: &[f64], values: &mut [f64], z: &mut [f64], how: Solv
     let mut d2 = diag[n1..].to_vec();
     d1[n1 - 1] -= beta.abs();
     d2[0] -= beta.abs();
-    let (mut l1, mut q1) = (vec![0.0; n1], vec![0.0; n1 * n1]);
-    let (mut l2, mut q2) = (vec![0.0; n2], vec![0.0; n2 * n2]);
+    let (mut l1, mut q1) = (vec![0.0; n1], zeroed_huge(n1 * n1));
+    let (mut l2, mut q2) = (vec![0.0; n2], zeroed_huge(n2 * n2));
     let half = Solve { decreasing: false, ..how };
     let mut first = || solve(&d1, &sub[..n1 - 1], &mut l1, &mut q1, half);
     let mut second = || solve(&d2, &sub[n1..], &mut l2, &mut q2, half);
@@ -297,7 +298,7 @@ fn merge(h: Halves<'_>, values: &mut [f64], out: &mut [f64], how: Solve) -> Resu
         }
     };
     // Q₁'s and Q₂'s mixed columns, gathered (every block below reads them).
-    let (mut g1, mut g2) = (vec![0.0; n1 * r1], vec![0.0; n2 * (r - r1)]);
+    let (mut g1, mut g2) = (zeroed_huge(n1 * r1), zeroed_huge(n2 * (r - r1)));
     let gather1 = |(s, col): (usize, &mut [f64])| col.copy_from_slice(h.column(perm[rows[s]]).1);
     let gather2 = |(s, col): (usize, &mut [f64])| col.copy_from_slice(h.column(perm[rows[r1 + s]]).1);
     if parallel && r > 0 {

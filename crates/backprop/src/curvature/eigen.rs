@@ -83,7 +83,7 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     let e = if max > 0.0 { max.log2().floor() as i32 } else { 0 };
     // Column-major H (a row-major buffer transposed), its lower triangle scaled by 2⁻ᵉ; the
     // upper triangle is the reduction's scratch.
-    let mut a = vec![0.0; n * n];
+    let mut a = crate::tensor::zeroed_huge(n * n);
     transpose_into(h, n, n, &mut a, parallel);
     if e != 0 {
         let (s1, s2) = pow2_factors(-e);
@@ -97,7 +97,7 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
     let t = tridiag::tridiagonalize(&mut a, n);
 
     let mut s = vec![0.0; n];
-    let mut q = vec![0.0; n * n];
+    let mut q = crate::tensor::zeroed_huge(n * n);
     divide::tridiagonal_eigh(&t.diag, &t.sub, &mut s, &mut q, parallel)?;
     let bs = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<f64>(n, n).max(1);
     if n > 1 {

@@ -10,7 +10,7 @@ mod transpose;
 pub mod vmath;
 
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
-pub(crate) use pages::zeros_huge;
+pub(crate) use pages::{zeroed_huge, zeros_huge};
 pub use scalar::{DType, Scalar};
 pub(crate) use transpose::transpose_into;
 pub use vmath::VectorMath;
