@@ -12,7 +12,8 @@ use ndarray::{Array1, Array2, ArrayView1, s};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
-use super::{SymmetricOperator, eigh};
+use super::SymmetricOperator;
+use super::eigen::tridiagonal_eigh;
 use crate::tensor::{gemm_into, zeros_huge};
 use crate::{Error, Result};
 
@@ -323,15 +324,7 @@ impl LanczosBasis {
     /// Eigenvalues of T (decreasing) and its eigenvectors (columns).
     pub(crate) fn ritz(&self) -> Result<(Array1<f64>, Array2<f64>)> {
         let m = self.alpha.len();
-        let mut t = Array2::zeros((m, m));
-        for i in 0..m {
-            t[[i, i]] = self.alpha[i];
-            if i + 1 < m {
-                t[[i, i + 1]] = self.beta[i];
-                t[[i + 1, i]] = self.beta[i];
-            }
-        }
-        let e = eigh(t.view())?;
+        let e = tridiagonal_eigh(&self.alpha, &self.beta[..m.saturating_sub(1)])?;
         Ok((e.values, e.vectors))
     }
 
@@ -525,6 +518,7 @@ pub fn residual_norm(op: &dyn SymmetricOperator, theta: f64, x: ArrayView1<'_, f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::curvature::eigh;
 
     fn test_matrix(n: usize) -> Array2<f64> {
         // A symmetric matrix with a known, spread spectrum: Q diag(λ) Qᵀ with λ from −3 to 40.
