@@ -6,7 +6,8 @@
 //! kernel for 2 MiB pages (`madvise(MADV_HUGEPAGE)`, honoured when transparent huge pages are
 //! in `madvise` or `always` mode) makes that one fault per 2 MiB, and sweeps over the array miss
 //! the TLB far less (the Lanczos basis: 1.36 → 1.04 s of Gram-Schmidt in a run; eigh's n×n
-//! buffers at n = 2000: medians of six alternated runs 741 → 687 ms). Elsewhere it is a no-op.
+//! buffers at n = 2000, old/new alternated: medians 741 → 687 ms in a slow phase of the machine,
+//! ~485 → ~464 ms in a fast one). Elsewhere it is a no-op.
 //! Only untouched pages benefit: memory the allocator hands back after reuse keeps its pages.
 
 use ndarray::Array2;
