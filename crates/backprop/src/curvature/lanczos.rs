@@ -244,13 +244,15 @@ impl LanczosBasis {
     ///
     /// Full reorthogonalisation, two vectors per pass: a pass of classical Gram-Schmidt reads the
     /// whole basis twice (C = [qⱼ; w]·Q₍<ⱼ₎ᵀ, then [qⱼ; w] −= C·Q₍<ⱼ₎) and is memory-bound (0.8 MB
-    /// per basis vector for 104,192 parameters: a quarter of a 265-step run, 1.0 of 4.0 s), so it is done
-    /// every other step for the pair (qⱼ, w) rather than every step for w alone. In between,
-    /// qⱼ₊₁ is orthogonal to qⱼ, qⱼ₋₁ (the recurrence, repeated once) and to the older vectors
-    /// up to rounding amplified by ‖Hqⱼ‖/β (≤ 10⁴ε, far below the √ε that keeps the Ritz
+    /// per basis vector for 104,192 parameters: a quarter of a 265-step run, 1.0 of 4.0 s), so
+    /// it is done every other step for the pair (qⱼ, w) rather than every step for w alone. In
+    /// between, qⱼ₊₁ is orthogonal to qⱼ, qⱼ₋₁ (the recurrence, repeated once) and to the older
+    /// vectors up to rounding amplified by ‖Hqⱼ‖/β (≤ 10⁴ε, far below the √ε that keeps the Ritz
     /// values exact), and is made orthogonal to them in the next step before it is used again
     /// — every basis vector ends up orthogonalised against all earlier ones. When β is too small
-    /// for that bound (heavy cancellation), the pass is not deferred.
+    /// for that bound (heavy cancellation), the pass is not deferred. (Longer deferrals, up to
+    /// five vectors per pass under Simon's ω-recurrence estimate, were measured and dropped: a
+    /// pass over more vectors costs about what the fewer passes save.)
     pub(crate) fn step(&mut self, op: &dyn SymmetricOperator) -> Result<bool> {
         let j = self.alpha.len();
         let n = self.q.ncols();
@@ -357,6 +359,8 @@ const BLOCK: usize = 8192;
 /// Basis rows a sweep reads side by side. One row at a time is one memory stream per core,
 /// which a core cannot keep fed (measured on the 264×104,192 basis: 11 GB/s for c = Q·x, 12
 /// for x −= Qᵀc); four streams reach the machine's bandwidth (25–27 GB/s, as OpenBLAS's GEMV).
+/// The sweeps are `pulp` kernels: AVX2 with FMA chosen at run time, as the crate's baseline
+/// is SSE2.
 const ROWS: usize = 4;
 
 /// One classical Gram-Schmidt pass of two vectors against the rows of `q` (m×n, row-major):
