@@ -9,11 +9,30 @@ use backprop::data::{LoadOptions, Normalization, load};
 use backprop::io::{ModelConfig, save_model};
 use backprop::nn::{Activation, Loss, MlpBuilder, ParamSelection};
 
-fn dir(name: &str) -> PathBuf {
+/// A fresh directory for one test, removed when the test passes (kept when it fails, to look
+/// at).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn dir(name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("backprop-curvature-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
 }
 
 fn backprop(args: &[&str]) -> Output {
