@@ -28,6 +28,12 @@
 //! 0.81 s, torch 0.63 s). Lanczos floors: 265 HVPs × ~0.94 GFLOP ≈ 2.1 s at faer's f64 peak,
 //! plus full reorthogonalisation reading the 265 × 104k basis (~29 GB at the few GB/s measured).
 //!
+//! Session 7, `bench/compare --rounds 2` (20:43, a fast phase of the machine; `bench/README.md`):
+//! notebook Hessian 3.45 µs, 20-50-20-1 Hessian 75 ms, gradient 3.73 ms, HVP from scratch
+//! 9.09 ms, HVP at a fixed point 6.29 ms, Lanczos 3.14 s (torch 27.1 s, jax 10.9 s), eigh 2000
+//! 483 ms (torch 510, numpy 644). The Gram-Schmidt sweeps now read the basis at 25–27 GB/s
+//! (four rows side by side, on huge pages): ~1 s of a Lanczos run, the 265 HVPs ~1.7–1.9 s.
+//!
 //! Run: `cargo bench -p backprop --bench curvature` (a filter such as `-- hessian` runs a subset).
 
 use std::time::Duration;
