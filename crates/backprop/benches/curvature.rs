@@ -32,7 +32,8 @@
 //! notebook Hessian 3.45 µs, 20-50-20-1 Hessian 75 ms, gradient 3.73 ms, HVP from scratch
 //! 9.09 ms, HVP at a fixed point 6.29 ms, Lanczos 3.14 s (torch 27.1 s, jax 10.9 s), eigh 2000
 //! 483 ms (torch 510, numpy 644). The Gram-Schmidt sweeps now read the basis at 25–27 GB/s
-//! (four rows side by side, on huge pages): ~1 s of a Lanczos run, the 265 HVPs ~1.7–1.9 s.
+//! (four rows side by side, on huge pages): about a quarter of a Lanczos run (1.0 of 3.8–4.1 s
+//! in a slower phase); the rest is the 265 HVPs.
 //!
 //! Run: `cargo bench -p backprop --bench curvature` (a filter such as `-- hessian` runs a subset).
 
