@@ -137,7 +137,8 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0) || large_pair(n * w_in);
+            let pair =
+                side_by_side(4 * n * w_out * w_in, self.split_from.pairs::<T>()) || large_pair(n * w_in);
             if pair {
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁ beside scratch = δₗ Wₗ, each on one thread.
                 weight_gradient_beside(gw, (delta, a_prev), scratch, (delta, layer.weight.view()));
@@ -208,7 +209,8 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.0) || large_pair(n * w_in);
+            let pair =
+                side_by_side(4 * n * w_out * w_in, self.split_from.pairs::<T>()) || large_pair(n * w_in);
             if pair {
                 // Gₗ = δₗᵀaₗ₋₁ beside scratch = δₗWₗ (the old Wₗ), then Wₗ ← Wₗ − lr·Gₗ: the
                 // fused update would write Wₗ while δₗWₗ reads it (784-256-256-10, batch 1024,

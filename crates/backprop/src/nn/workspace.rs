@@ -10,6 +10,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::mlp::Mlp;
 use crate::Scalar;
+use crate::tensor::split_flop;
 
 /// Reusable buffers for [`Mlp`] passes on batches of up to [`Workspace::capacity`] rows.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +41,15 @@ pub(crate) struct SplitFrom(pub(crate) usize);
 impl Default for SplitFrom {
     fn default() -> Self {
         SplitFrom(super::split::SPLIT_FLOP)
+    }
+}
+
+impl SplitFrom {
+    /// The smallest pair of independent products (flop of both) run side by side: also every
+    /// pair whose products [`crate::tensor::gemm_into`] would each split, since one join then
+    /// replaces two (784-256-256-10 at batch 128: the hidden layer's weight gradient and δ·W).
+    pub(crate) fn pairs<T: Scalar>(self) -> usize {
+        self.0.min(2 * split_flop::<T>())
     }
 }
 

@@ -4,8 +4,9 @@
 //! ~30 ns, ndarray's `dot` ~250 ns) and large ones alike. Views are passed with their strides, so
 //! a transposed operand (`a.t()`) costs no copy.
 //!
-//! Threads: products of at least [`SPLIT_FLOP`] are cut into one block of output rows or
-//! columns per thread, each a single-thread faer product, run with `rayon::join`. faer's own
+//! Threads: products of at least [`split_flop`] (16·10⁶ flop in f32, 8·10⁶ in f64) are cut into
+//! one block of output rows or columns per thread, each a single-thread faer product, run with
+//! `rayon::join`. faer's own
 //! multi-threaded mode shares the packed operands but waits at barriers between blocks; on this
 //! 2-core machine it was slower than the split at every size measured (1.1–1.3× at
 //! 1024×784·784×256, 2–3× around 10⁷ flop, where it is slower even than one thread). Smaller
@@ -20,11 +21,28 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use super::{DType, Scalar};
 use crate::{Error, Result};
 
-/// Each thread's share of a split product is at least this many flop (2·m·n·k).
-const PART_FLOP: usize = 13_000_000;
+/// Each thread's share of a split product is at least this many flop (2·m·n·k): 8·10⁶ in f32,
+/// half that in f64, whose flop costs about twice as long.
+///
+/// Measured on a 2-core AMD EPYC (Zen 4) VM, where waking the second thread costs ~40–80 µs
+/// (a join of two 50 µs halves after a 100 µs pause took 105–140 µs). The share used to be
+/// 13·10⁶ for both types (tuned on an Intel Xeon), which left the 16.8·10⁶-flop products of
+/// 784-256-256-10 at batch 128 on one thread; six alternated rounds, old → new: SGD step at
+/// batch 128 1356 → 1098 µs (f32), 2455 → 2026 µs (f64); f64 batch 32 (its 12.8·10⁶ input
+/// layer now split) forward 421 → 417 µs, step 864 → 840 µs, no clear gain. A 6·10⁶ f32 share
+/// also split f32's batch-32 input layer (~70 µs on one thread): forward 190 → 215 µs, so f32
+/// keeps it whole.
+fn part_flop<T: Scalar>() -> usize {
+    match T::DTYPE {
+        DType::F32 => 8_000_000,
+        DType::F64 => 4_000_000,
+    }
+}
 
-/// Products of at least this many flop are split across threads.
-pub const SPLIT_FLOP: usize = 2 * PART_FLOP;
+/// Products of at least this many flop are split across threads: two [`part_flop`] shares.
+pub(crate) fn split_flop<T: Scalar>() -> usize {
+    2 * part_flop::<T>()
+}
 
 fn as_faer<'a, T: Scalar>(a: &ArrayView2<'a, T>) -> faer::MatRef<'a, T> {
     let (m, n) = a.dim();
@@ -82,8 +100,8 @@ fn gemm_checked<T: Scalar>(
         return Ok(());
     }
     let flop = 2 * m * n * k;
-    let parts = if parallel && flop >= SPLIT_FLOP {
-        rayon::current_num_threads().min(flop / PART_FLOP).max(1)
+    let parts = if parallel && flop >= split_flop::<T>() {
+        rayon::current_num_threads().min(flop / part_flop::<T>()).max(1)
     } else {
         1
     };
@@ -241,7 +259,7 @@ mod tests {
             (1, 40000, 600),
             (17, 100000, 17),
         ] {
-            assert!(2 * m * n * k >= SPLIT_FLOP, "{m}×{k}×{n} would not be split");
+            assert!(2 * m * n * k >= split_flop::<f64>(), "{m}×{k}×{n} would not be split");
             let a = f(k, m, 1); // used transposed
             let b = f(k, 2 * n, 2); // every other column
             let b = b.slice(s![.., ..;2]);
