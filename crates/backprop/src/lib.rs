@@ -12,6 +12,7 @@ pub mod io;
 pub mod nn;
 pub mod notebook;
 pub mod optim;
+mod parallel;
 pub mod tensor;
 pub mod train;
 

@@ -522,7 +522,10 @@ mod batch {
             }
         };
         let threads = rayon::current_num_threads();
-        if parallel && threads > 1 {
+        if parallel && threads == 2 {
+            // The second drain goes to a worker kept awake between calls (`crate::parallel`).
+            crate::parallel::join(drain, drain);
+        } else if parallel && threads > 2 {
             rayon::in_place_scope(|scope| {
                 for _ in 1..threads {
                     scope.spawn(|_| drain());

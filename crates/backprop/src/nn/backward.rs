@@ -137,8 +137,7 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair =
-                side_by_side(4 * n * w_out * w_in, self.split_from.pairs::<T>()) || large_pair(n * w_in);
+            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.pairs()) || large_pair(n * w_in);
             if pair {
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁ beside scratch = δₗ Wₗ, each on one thread.
                 weight_gradient_beside(gw, (delta, a_prev), scratch, (delta, layer.weight.view()));
@@ -209,8 +208,7 @@ impl<T: Scalar> Workspace<T> {
                 break;
             }
             let scratch = view_mut(&mut self.scratch, n, w_in);
-            let pair =
-                side_by_side(4 * n * w_out * w_in, self.split_from.pairs::<T>()) || large_pair(n * w_in);
+            let pair = side_by_side(4 * n * w_out * w_in, self.split_from.pairs()) || large_pair(n * w_in);
             if pair {
                 // Gₗ = δₗᵀaₗ₋₁ beside scratch = δₗWₗ (the old Wₗ), then Wₗ ← Wₗ − lr·Gₗ: the
                 // fused update would write Wₗ while δₗWₗ reads it (784-256-256-10, batch 1024,
@@ -311,11 +309,14 @@ fn delta_pass_on<T: Scalar>(
                 part.resize(w, T::zero());
             }
             let p = &mut part[..w];
-            rayon::join(|| delta_pass(act, a1, s1, w, Some(gb)), || delta_pass(act, a2, s2, w, Some(p)));
+            crate::parallel::join(
+                || delta_pass(act, a1, s1, w, Some(gb)),
+                || delta_pass(act, a2, s2, w, Some(p)),
+            );
             gb.iter_mut().zip(p.iter()).for_each(|(g, &pv)| *g += pv);
         }
         None => {
-            rayon::join(|| delta_pass(act, a1, s1, w, None), || delta_pass(act, a2, s2, w, None));
+            crate::parallel::join(|| delta_pass(act, a1, s1, w, None), || delta_pass(act, a2, s2, w, None));
         }
     }
 }

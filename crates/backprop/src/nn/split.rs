@@ -2,7 +2,7 @@
 //!
 //! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
 //! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
-//! Two products that each run on one thread, side by side (`rayon::join`), wait once, at the
+//! Two products that each run on one thread, side by side ([`crate::parallel::join`]), wait once, at the
 //! end: a layer's forward product in two row halves (each thread then adds the bias and
 //! applies the activation to its own half), a hidden layer's weight gradient beside its δ·W,
 //! the input layer's weight gradient in two column halves. [`crate::tensor::gemm_into`] cuts a
@@ -74,7 +74,10 @@ pub(crate) fn weight_gradient_beside<T: Scalar>(
     c: ArrayViewMut2<'_, T>,
     (a2, b2): (ArrayView2<'_, T>, ArrayView2<'_, T>),
 ) {
-    rayon::join(|| weight_gradient_seq(g, false, T::one(), d, a), || seq(c, false, T::one(), a2, b2));
+    crate::parallel::join(
+        || weight_gradient_seq(g, false, T::one(), d, a),
+        || seq(c, false, T::one(), a2, b2),
+    );
 }
 
 /// c ← α·dᵀa (+ c): the columns of c (and a) in two halves side by side.
@@ -88,7 +91,7 @@ pub(crate) fn weight_gradient_cols2<T: Scalar>(
     let h = middle(c.ncols());
     let (left, right) = c.split_at(Axis(1), h);
     let (a_left, a_right) = a.split_at(Axis(1), h);
-    rayon::join(
+    crate::parallel::join(
         || weight_gradient_seq(left, accumulate, alpha, d, a_left),
         || weight_gradient_seq(right, accumulate, alpha, d, a_right),
     );
@@ -109,7 +112,7 @@ pub(crate) fn gemm_rows2<T: Scalar>(
     let (top, bottom) = c.split_at(Axis(0), h);
     let (a_top, a_bottom) = a.split_at(Axis(0), h);
     let post = &post;
-    rayon::join(
+    crate::parallel::join(
         || {
             let mut top = top;
             seq(top.view_mut(), accumulate, alpha, a_top, b);

@@ -10,7 +10,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::mlp::Mlp;
 use crate::Scalar;
-use crate::tensor::split_flop;
+use crate::tensor::GEMM_SPLIT_FLOP;
 
 /// Reusable buffers for [`Mlp`] passes on batches of up to [`Workspace::capacity`] rows.
 #[derive(Clone, Debug, Default)]
@@ -47,9 +47,9 @@ impl Default for SplitFrom {
 impl SplitFrom {
     /// The smallest pair of independent products (flop of both) run side by side: also every
     /// pair whose products [`crate::tensor::gemm_into`] would each split, since one join then
-    /// replaces two (784-256-256-10 at batch 128: the hidden layer's weight gradient and δ·W).
-    pub(crate) fn pairs<T: Scalar>(self) -> usize {
-        self.0.min(2 * split_flop::<T>())
+    /// replaces two (784-256-256-10 at batches 32 and 128: the hidden layer's weight gradient and δ·W).
+    pub(crate) fn pairs(self) -> usize {
+        self.0.min(2 * GEMM_SPLIT_FLOP)
     }
 }
 

@@ -4,45 +4,31 @@
 //! ~30 ns, ndarray's `dot` ~250 ns) and large ones alike. Views are passed with their strides, so
 //! a transposed operand (`a.t()`) costs no copy.
 //!
-//! Threads: products of at least [`split_flop`] (16·10⁶ flop in f32, 8·10⁶ in f64) are cut into
-//! one block of output rows or columns per thread, each a single-thread faer product, run with
-//! `rayon::join`. faer's own
-//! multi-threaded mode shares the packed operands but waits at barriers between blocks; on this
-//! 2-core machine it was slower than the split at every size measured (1.1–1.3× at
-//! 1024×784·784×256, 2–3× around 10⁷ flop, where it is slower even than one thread). Smaller
-//! products stay on one thread: waking the second thread costs tens of µs in a real training
-//! step, where it sleeps between products. Side by side, old (faer's threads from 10⁷ flop)
-//! against new, under load: 784-256-256-10 SGD step at batch 32 497–523 → 337–369 µs (f32),
-//! 816–886 → 749–840 µs (f64); batch 128 1.36–1.39 → 1.21–1.43 ms (f32); batch 1024
-//! 7.0–7.4 → 6.6–6.7 ms (f32); the 150-256-256-1 gradient 8.5–8.9 → 8.1–8.2 ms.
+//! Threads: products of at least [`SPLIT_FLOP`] are cut into one block of output rows or
+//! columns per thread, each a single-thread faer product, run side by side by
+//! [`crate::parallel::join`] (no thread wake-up per split). faer's own multi-threaded mode
+//! shares the packed operands but waits at barriers between blocks; on a 2-core machine it was
+//! slower than the split at every size measured (1.1–1.3× at 1024×784·784×256, 2–3× around
+//! 10⁷ flop, where it is slower even than one thread).
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::{DType, Scalar};
 use crate::{Error, Result};
 
-/// Each thread's share of a split product is at least this many flop (2·m·n·k): 8·10⁶ in f32,
-/// half that in f64, whose flop costs about twice as long.
+/// Each thread's share of a split product is at least this many flop (2·m·n·k).
 ///
-/// Measured on a 2-core AMD EPYC (Zen 4) VM, where waking the second thread costs ~40–80 µs
-/// (a join of two 50 µs halves after a 100 µs pause took 105–140 µs). The share used to be
-/// 13·10⁶ for both types (tuned on an Intel Xeon), which left the 16.8·10⁶-flop products of
-/// 784-256-256-10 at batch 128 on one thread; six alternated rounds, old → new: SGD step at
-/// batch 128 1356 → 1098 µs (f32), 2455 → 2026 µs (f64); f64 batch 32 (its 12.8·10⁶ input
-/// layer now split) forward 421 → 417 µs, step 864 → 840 µs, no clear gain. A 6·10⁶ f32 share
-/// also split f32's batch-32 input layer (~70 µs on one thread): forward 190 → 215 µs, so f32
-/// keeps it whole.
-fn part_flop<T: Scalar>() -> usize {
-    match T::DTYPE {
-        DType::F32 => 8_000_000,
-        DType::F64 => 4_000_000,
-    }
-}
+/// Tuned on a 2-core AMD EPYC (Zen 4) VM. With rayon's join, a split paid for waking a
+/// sleeping thread (~40–80 µs there), so only products of 26·10⁶ flop and more were split;
+/// since splits go through [`crate::parallel::join`] they cost a few µs, and the products of
+/// 784-256-256-10 at batches 32 and 128 (4.2–51·10⁶ flop) gain from splitting. Shares of
+/// 6·10⁶/4·10⁶ (f32/f64) → 2·10⁶, four alternated rounds: f32 batch-32 forward 135 → 108 µs,
+/// step 327 → 273 µs; f64 batch-32 forward 256 → 210 µs, step 630 → 530 µs; f32 batch-128
+/// step 886 → 842 µs; 10⁶ gained nothing more (108, 275, 220, 563, 892 µs).
+const PART_FLOP: usize = 2_000_000;
 
-/// Products of at least this many flop are split across threads: two [`part_flop`] shares.
-pub(crate) fn split_flop<T: Scalar>() -> usize {
-    2 * part_flop::<T>()
-}
+/// Products of at least this many flop are split across threads: two [`PART_FLOP`] shares.
+pub(crate) const SPLIT_FLOP: usize = 2 * PART_FLOP;
 
 fn as_faer<'a, T: Scalar>(a: &ArrayView2<'a, T>) -> faer::MatRef<'a, T> {
     let (m, n) = a.dim();
@@ -66,7 +52,7 @@ pub fn gemm_into<T: Scalar>(
 
 /// [`gemm_into`] on the calling thread only, whatever the size.
 ///
-/// For running independent products side by side (`rayon::join`): two single-thread products
+/// For running independent products side by side ([`crate::parallel::join`]): two single-thread products
 /// at once beat the same two products one after the other on two threads each, since neither
 /// waits at faer's thread barriers (measured on 784-256-256-10 at batch 1024: the layer-2
 /// weight-gradient and δ products 1.50 → 1.19 ms in f32).
@@ -100,8 +86,8 @@ fn gemm_checked<T: Scalar>(
         return Ok(());
     }
     let flop = 2 * m * n * k;
-    let parts = if parallel && flop >= split_flop::<T>() {
-        rayon::current_num_threads().min(flop / part_flop::<T>()).max(1)
+    let parts = if parallel && flop >= SPLIT_FLOP {
+        rayon::current_num_threads().min(flop / PART_FLOP).max(1)
     } else {
         1
     };
@@ -136,14 +122,14 @@ fn split_product<T: Scalar>(
     if along_columns {
         let (c0, c1) = c.split_at(Axis(1), cut);
         let (b0, b1) = (b.slice(s![.., ..cut]), b.slice(s![.., cut..]));
-        rayon::join(
+        crate::parallel::join(
             || split_product(c0, accum, alpha, a, b0, first),
             || split_product(c1, accum, alpha, a, b1, parts - first),
         );
     } else {
         let (c0, c1) = c.split_at(Axis(0), cut);
         let (a0, a1) = (a.slice(s![..cut, ..]), a.slice(s![cut.., ..]));
-        rayon::join(
+        crate::parallel::join(
             || split_product(c0, accum, alpha, a0, b, first),
             || split_product(c1, accum, alpha, a1, b, parts - first),
         );
@@ -259,7 +245,7 @@ mod tests {
             (1, 40000, 600),
             (17, 100000, 17),
         ] {
-            assert!(2 * m * n * k >= split_flop::<f64>(), "{m}×{k}×{n} would not be split");
+            assert!(2 * m * n * k >= SPLIT_FLOP, "{m}×{k}×{n} would not be split");
             let a = f(k, m, 1); // used transposed
             let b = f(k, 2 * n, 2); // every other column
             let b = b.slice(s![.., ..;2]);

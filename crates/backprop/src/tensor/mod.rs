@@ -9,7 +9,7 @@ mod scalar;
 mod transpose;
 pub mod vmath;
 
-pub(crate) use gemm::split_flop;
+pub(crate) use gemm::SPLIT_FLOP as GEMM_SPLIT_FLOP;
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
 pub(crate) use pages::{zeroed_huge, zeros_huge};
 pub use scalar::{DType, Scalar};

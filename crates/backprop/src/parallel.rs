@@ -1,0 +1,202 @@
+//! Two-way fork-join for the passes' splits, without a thread wake-up on every split.
+//!
+//! A training step or forward pass of a small MLP splits a few products of 50–200 µs each
+//! between two threads, a few hundred µs apart. With plain `rayon::join` each split paid for
+//! waking threads: rayon's idle workers go to sleep after ~30 µs without work, and a join
+//! called from outside the pool hands *both* halves to the pool and puts the caller to sleep
+//! until they are done. On the 2-core VMs here a wake-up costs ~40–80 µs (measured: a join of
+//! two 50 µs halves after a 100 µs pause took 119–164 µs from the main thread).
+//!
+//! [`join`] instead runs the first half on the calling thread and offers the second to one
+//! worker that stays awake for [`LINGER`] after each split, polling for it (and for any other
+//! work of its pool, [`rayon::yield_now`]); the caller spins rather than sleeping until that
+//! half is done, or runs it itself if no worker has taken it by then. In a prototype of this
+//! scheme the same two 50 µs halves took 51–55 µs whatever the pause. OpenMP runtimes keep their threads spinning in
+//! the same way (Intel's for 200 ms before sleeping, `KMP_BLOCKTIME`); rayon's sleep is not
+//! configurable, hence this module. Results and panics are those of `rayon::join`.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long a worker stays awake after the last split, polling for the next one.
+pub(crate) const LINGER: Duration = Duration::from_millis(1);
+
+/// How long the caller spins for the worker's half before yielding its core between checks.
+pub(crate) const SPIN_LIMIT: Duration = Duration::from_millis(2);
+
+/// `(a(), b())`, `a` on the calling thread and `b` on another thread of the pool when one is
+/// awake: `rayon::join` without its wake-ups (see the module docs).
+///
+/// Outside the pool, `b` is published in [`SLOT`] for the lingering worker. If no worker has
+/// taken it by the time `a` is done, the caller takes it back and runs it itself: a split
+/// never waits for a thread to wake up. Inside the pool (and when another caller's half
+/// occupies the slot) this is `rayon::join`.
+pub(crate) fn join<RA: Send, RB: Send>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    keep_awake();
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
+        return rayon::join(a, b);
+    }
+    let half = Mutex::new((Some(b), None));
+    let run = || {
+        let b = half.lock().unwrap_or_else(PoisonError::into_inner).0.take();
+        if let Some(b) = b {
+            let rb = panic::catch_unwind(AssertUnwindSafe(b));
+            half.lock().unwrap_or_else(PoisonError::into_inner).1 = Some(rb);
+        }
+    };
+    let task = Task { run: &run, done: AtomicBool::new(false) };
+    let me = std::ptr::from_ref(&task).cast::<()>().cast_mut();
+    if SLOT.compare_exchange(std::ptr::null_mut(), me, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        let b = half.lock().unwrap_or_else(PoisonError::into_inner).0.take();
+        let b = b.unwrap_or_else(|| unreachable!("not published, so not taken"));
+        return rayon::join(a, b);
+    }
+    let ra = panic::catch_unwind(AssertUnwindSafe(a));
+    if SLOT.compare_exchange(me, std::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // Nobody took it: run it here.
+        run();
+    } else {
+        // A worker is running it. `task` lives in this frame, so wait for it whatever happens.
+        let start = Instant::now();
+        while !task.done.load(Ordering::Acquire) {
+            if start.elapsed() < SPIN_LIMIT {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+    let rb = half.into_inner().unwrap_or_else(PoisonError::into_inner).1;
+    match (ra, rb) {
+        (Ok(ra), Some(Ok(rb))) => (ra, rb),
+        (Err(p), _) | (_, Some(Err(p))) => panic::resume_unwind(p),
+        (Ok(_), None) => unreachable!("the second half ran"),
+    }
+}
+
+/// A half published for the lingering worker; it lives on the publishing caller's stack.
+struct Task<'a> {
+    run: &'a (dyn Fn() + Sync),
+    /// Set by the worker after running it; the worker does not touch the task afterwards.
+    done: AtomicBool,
+}
+
+/// The half waiting for the lingering worker (a `*const Task`), or null.
+static SLOT: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Runs the half in the slot, if any, on this (lingering) thread. Returns whether it ran one.
+fn run_published() -> bool {
+    let p = SLOT.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if p.is_null() {
+        return false;
+    }
+    // SAFETY: a non-null slot holds a `Task` published by a caller that waits, without leaving
+    // its frame, until it takes the task back (it cannot: we emptied the slot) or `done` is set.
+    let task = unsafe { &*p.cast::<Task<'_>>() };
+    (task.run)();
+    task.done.store(true, Ordering::Release);
+    true
+}
+
+/// Whether a worker is lingering (at most one does).
+static LINGERING: AtomicBool = AtomicBool::new(false);
+
+/// Until when (ns since [`epoch`]) the lingering worker stays awake.
+static UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Keeps one worker of the current pool awake for [`LINGER`] from now, polling for work.
+///
+/// Only with at least two threads in the pool: a one-thread pool runs nothing in parallel.
+pub(crate) fn keep_awake() {
+    if rayon::current_num_threads() < 2 {
+        return;
+    }
+    let until = now_ns().saturating_add(LINGER.as_nanos() as u64);
+    UNTIL.fetch_max(until, Ordering::AcqRel);
+    if !LINGERING.swap(true, Ordering::AcqRel) {
+        rayon::spawn(linger);
+    }
+}
+
+/// The lingering worker: runs any job of its pool (its own, stolen or injected) while it
+/// waits, and returns to rayon's own idle loop (and sleep) when the deadline has passed.
+fn linger() {
+    loop {
+        if run_published() {
+            continue;
+        }
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => continue,
+            Some(rayon::Yield::Idle) => {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+            None => break,
+        }
+        if now_ns() > UNTIL.load(Ordering::Acquire) {
+            LINGERING.store(false, Ordering::Release);
+            // A caller may have renewed the deadline between the check and the store and seen
+            // the flag still set: stay if so, unless another worker has taken over.
+            if now_ns() > UNTIL.load(Ordering::Acquire) || LINGERING.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+    LINGERING.store(false, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_returns_both_halves_inside_and_outside_a_pool() {
+        let halves = || join(|| (0..1000u64).sum::<u64>(), || "b".repeat(3));
+        assert_eq!(halves(), (499_500, "bbb".to_string()));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert_eq!(pool.install(halves), (499_500, "bbb".to_string()));
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        assert_eq!(one.install(halves), (499_500, "bbb".to_string()));
+        // Nested splits, as split products inside split passes.
+        let (x, (y, z)) = join(|| 1, || join(|| 2, || join(|| 3, || 4)));
+        assert_eq!((x, y, z), (1, 2, (3, 4)));
+    }
+
+    #[test]
+    fn a_panicking_half_panics_the_join_and_the_caller_does_not_hang() {
+        for second in [false, true] {
+            let r = std::panic::catch_unwind(|| {
+                join(
+                    || {
+                        if !second {
+                            panic!("first")
+                        }
+                    },
+                    || {
+                        if second {
+                            panic!("second")
+                        }
+                    },
+                )
+            });
+            assert!(r.is_err());
+        }
+        // The pool still works afterwards.
+        assert_eq!(join(|| 1, || 2), (1, 2));
+    }
+}
