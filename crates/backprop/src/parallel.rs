@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 /// How long a worker stays awake after the last split, polling for the next one.
 pub(crate) const LINGER: Duration = Duration::from_millis(1);
 
-/// How long the caller spins for the worker's half before yielding its core between checks.
-pub(crate) const SPIN_LIMIT: Duration = Duration::from_millis(2);
+/// How long the caller spins for the worker's half before yielding its core between checks:
+/// longer than the usual imbalance of two halves, short enough that a worker the scheduler
+/// has put on the caller's core is not kept waiting long (runs of the same binary here
+/// sometimes ran the MLP's batch-32 steps ~2× slower, with the caller and the workers on one
+/// core; 2 ms and 100 µs measured alike otherwise).
+pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(100);
 
 /// `(a(), b())`, `a` on the calling thread and `b` on another thread of the pool when one is
 /// awake: `rayon::join` without its wake-ups (see the module docs).
