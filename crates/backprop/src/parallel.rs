@@ -11,9 +11,10 @@
 //! worker that stays awake for [`LINGER`] after each split, polling for it (and for any other
 //! work of its pool, [`rayon::yield_now`]); the caller spins rather than sleeping until that
 //! half is done, or runs it itself if no worker has taken it by then. In a prototype of this
-//! scheme the same two 50 µs halves took 51–55 µs whatever the pause. OpenMP runtimes keep their threads spinning in
-//! the same way (Intel's for 200 ms before sleeping, `KMP_BLOCKTIME`); rayon's sleep is not
-//! configurable, hence this module. Results and panics are those of `rayon::join`.
+//! scheme the same two 50 µs halves took 51–55 µs whatever the pause. OpenMP runtimes keep
+//! their threads spinning in the same way (Intel's for 200 ms before sleeping,
+//! `KMP_BLOCKTIME`); rayon's sleep is not configurable, hence this module. Results and panics
+//! are those of `rayon::join`.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};

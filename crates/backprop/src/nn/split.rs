@@ -2,12 +2,13 @@
 //!
 //! On two cores, faer's own 2-thread GEMM loses time waiting at its thread barriers on the
 //! shapes of an MLP step (~15 % of a 784-256-256-10 step at batch 1024 was barrier waiting).
-//! Two products that each run on one thread, side by side ([`crate::parallel::join`]), wait once, at the
-//! end: a layer's forward product in two row halves (each thread then adds the bias and
-//! applies the activation to its own half), a hidden layer's weight gradient beside its δ·W,
-//! the input layer's weight gradient in two column halves. [`crate::tensor::gemm_into`] cuts a
-//! single large product the same way; this module goes further by pairing independent
-//! products and keeping the elementwise work that follows on the same thread.
+//! Two products that each run on one thread, side by side ([`crate::parallel::join`]), wait
+//! once, at the end: a layer's forward product in two row halves (each thread then adds the
+//! bias and applies the activation to its own half), a hidden layer's weight gradient beside
+//! its δ·W, the input layer's weight gradient in two column halves.
+//! [`crate::tensor::gemm_into`] cuts a single large product the same way; this module goes
+//! further by pairing independent products and keeping the elementwise work that follows on
+//! the same thread.
 //!
 //! Used only with exactly two rayon threads: with more, two halves would leave cores idle,
 //! and `gemm_into` cuts each product into one block per thread instead.

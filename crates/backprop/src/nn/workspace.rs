@@ -47,7 +47,8 @@ impl Default for SplitFrom {
 impl SplitFrom {
     /// The smallest pair of independent products (flop of both) run side by side: also every
     /// pair whose products [`crate::tensor::gemm_into`] would each split, since one join then
-    /// replaces two (784-256-256-10 at batches 32 and 128: the hidden layer's weight gradient and δ·W).
+    /// replaces two (784-256-256-10 at batches 32 and 128: the hidden layer's weight gradient
+    /// and δ·W).
     pub(crate) fn pairs(self) -> usize {
         self.0.min(2 * GEMM_SPLIT_FLOP)
     }
