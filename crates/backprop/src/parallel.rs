@@ -7,10 +7,10 @@
 //! until they are done. On the 2-core VMs here a wake-up costs ~40–80 µs (measured: a join of
 //! two 50 µs halves after a 100 µs pause took 119–164 µs from the main thread).
 //!
-//! [`join`] instead runs the first half on the calling thread and offers the second to one
-//! worker that stays awake for [`LINGER`] after each split, polling for it (and for any other
-//! work of its pool, [`rayon::yield_now`]); the caller spins rather than sleeping until that
-//! half is done, or runs it itself if no worker has taken it by then. In a prototype of this
+//! [`join`] instead runs the first half on the calling thread and offers the second to a
+//! helper thread (a one-thread rayon pool of its own) that stays awake for [`LINGER`] after
+//! each split, polling for it; the caller spins rather than sleeping until that half is done,
+//! or runs it itself if the helper has not taken it by then. In a prototype of this
 //! scheme the same two 50 µs halves took 51–55 µs whatever the pause. OpenMP runtimes keep
 //! their threads spinning in the same way (Intel's for 200 ms before sleeping,
 //! `KMP_BLOCKTIME`); rayon's sleep is not configurable, hence this module. Results and panics
@@ -19,7 +19,8 @@
 //! Used for splits whose halves do not split again (the MLP passes, the notebook's batch
 //! kernels, `tensor::gemm_into`); a split inside a half runs its halves one after the other,
 //! since both cores are busy. The curvature passes, whose halves run split products inside,
-//! keep `rayon::join`: with this join their gradient measured 5.9 → 6.7 ms.
+//! keep `rayon::join`: with this join their gradient and HVP measured no faster (7.1 → 6.9 ms
+//! and 17.5 → 16.7 ms in their good runs, 11.9 ms in two runs of three for the gradient).
 
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
@@ -27,23 +28,21 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a worker stays awake after the last split, polling for the next one.
+/// How long the helper stays awake after the last split, polling for the next one.
 pub(crate) const LINGER: Duration = Duration::from_millis(1);
 
-/// How long the caller spins for the worker's half before yielding its core between checks:
-/// longer than the usual imbalance of two halves, short enough that a worker the scheduler
-/// has put on the caller's core is not kept waiting long (runs of the same binary here
-/// sometimes ran the MLP's batch-32 steps ~2× slower, with the caller and the workers on one
-/// core; 2 ms and 100 µs measured alike otherwise).
+/// How long the caller spins for the helper's half before yielding its core between checks:
+/// longer than the usual imbalance of two halves, short enough that a helper the scheduler has
+/// put on the caller's core is not kept waiting long (2 ms and 100 µs measured alike).
 pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(100);
 
-/// `(a(), b())`, `a` on the calling thread and `b` on another thread of the pool when one is
-/// awake: `rayon::join` without its wake-ups (see the module docs).
+/// `(a(), b())`, `a` on the calling thread and `b` on the helper thread when it is awake: `rayon::join` without its wake-ups (see the module docs).
 ///
-/// Outside the pool, `b` is published in [`SLOT`] for the lingering worker. If no worker has
-/// taken it by the time `a` is done, the caller takes it back and runs it itself: a split
-/// never waits for a thread to wake up. Inside the pool (and when another caller's half
-/// occupies the slot) this is `rayon::join`.
+/// Called from outside any pool with two threads in the global one, `b` is published in
+/// [`SLOT`] for the helper. If the helper has not taken it by the time `a` is done, the caller
+/// takes it back and runs it itself: a split never waits for a thread to wake up. Inside a
+/// pool, with other thread counts, or when another caller's half occupies the slot, this is
+/// `rayon::join`.
 pub(crate) fn join<RA: Send, RB: Send>(
     a: impl FnOnce() -> RA + Send,
     b: impl FnOnce() -> RB + Send,
@@ -52,10 +51,11 @@ pub(crate) fn join<RA: Send, RB: Send>(
         // Both cores already run one half each: a nested split would only add a third thread.
         return (a(), b());
     }
-    keep_awake();
-    if rayon::current_thread_index().is_some() || rayon::current_num_threads() < 2 {
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() != 2 {
+        // Inside a pool, or with other than two threads: rayon's join as it is.
         return rayon::join(a, b);
     }
+    keep_awake();
     let half = Mutex::new((Some(b), None));
     let run = || {
         let b = half.lock().unwrap_or_else(PoisonError::into_inner).0.take();
@@ -76,7 +76,7 @@ pub(crate) fn join<RA: Send, RB: Send>(
         // Nobody took it: run it here.
         run();
     } else {
-        // A worker is running it. `task` lives in this frame, so wait for it whatever happens.
+        // The helper is running it. `task` lives in this frame: wait for it whatever happens.
         let start = Instant::now();
         while !task.done.load(Ordering::Acquire) {
             if start.elapsed() < SPIN_LIMIT {
@@ -111,17 +111,17 @@ fn in_half<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A half published for the lingering worker; it lives on the publishing caller's stack.
+/// A half published for the helper; it lives on the publishing caller's stack.
 struct Task<'a> {
     run: &'a (dyn Fn() + Sync),
-    /// Set by the worker after running it; the worker does not touch the task afterwards.
+    /// Set by the helper after running it; the helper does not touch the task afterwards.
     done: AtomicBool,
 }
 
-/// The half waiting for the lingering worker (a `*const Task`), or null.
+/// The half waiting for the helper (a `*const Task`), or null.
 static SLOT: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Runs the half in the slot, if any, on this (lingering) thread. Returns whether it ran one.
+/// Runs the half in the slot, if any, on this (the helper's) thread. Returns whether it ran one.
 fn run_published() -> bool {
     let p = SLOT.swap(std::ptr::null_mut(), Ordering::AcqRel);
     if p.is_null() {
@@ -135,10 +135,10 @@ fn run_published() -> bool {
     true
 }
 
-/// Whether a worker is lingering (at most one does).
+/// Whether the helper is polling the slot (a `linger` is running or spawned).
 static LINGERING: AtomicBool = AtomicBool::new(false);
 
-/// Until when (ns since [`epoch`]) the lingering worker stays awake.
+/// Until when (ns since [`epoch`]) the helper stays awake.
 static UNTIL: AtomicU64 = AtomicU64::new(0);
 
 fn epoch() -> Instant {
@@ -150,46 +150,56 @@ fn now_ns() -> u64 {
     u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Keeps one worker of the current pool awake for [`LINGER`] from now, polling for work.
+/// The helper: a one-thread rayon pool of its own, so that keeping it awake neither occupies
+/// a worker of the global pool (which the curvature passes and users' code also use) nor wakes
+/// one for the halves. `None` if its thread could not be started: then [`join`] runs both
+/// halves on the caller.
 ///
-/// Only with at least two threads in the pool: a one-thread pool runs nothing in parallel.
-pub(crate) fn keep_awake() {
-    if rayon::current_num_threads() < 2 {
-        return;
-    }
+/// Not solved by it: on this VM some runs of a binary take the MLP's batch-32 steps ~2× as
+/// long for seconds at a time, with a lingering global worker as with the helper (the host's
+/// steal counters did not move; the cause was not found).
+fn helper() -> Option<&'static rayon::ThreadPool> {
+    static HELPER: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    HELPER
+        .get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| "backprop-helper".into())
+                .build()
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Keeps the helper awake for [`LINGER`] from now, polling the slot.
+fn keep_awake() {
+    let Some(helper) = helper() else { return };
     let until = now_ns().saturating_add(LINGER.as_nanos() as u64);
     UNTIL.fetch_max(until, Ordering::AcqRel);
     if !LINGERING.swap(true, Ordering::AcqRel) {
-        rayon::spawn(linger);
+        helper.spawn(linger);
     }
 }
 
-/// The lingering worker: runs any job of its pool (its own, stolen or injected) while it
-/// waits, and returns to rayon's own idle loop (and sleep) when the deadline has passed.
+/// The helper's loop: runs the halves published in the slot, and returns to rayon's idle loop
+/// (and sleep) when the deadline has passed.
 fn linger() {
     loop {
         if run_published() {
             continue;
         }
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => continue,
-            Some(rayon::Yield::Idle) => {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
-            }
-            None => break,
+        for _ in 0..64 {
+            std::hint::spin_loop();
         }
         if now_ns() > UNTIL.load(Ordering::Acquire) {
             LINGERING.store(false, Ordering::Release);
             // A caller may have renewed the deadline between the check and the store and seen
-            // the flag still set: stay if so, unless another worker has taken over.
+            // the flag still set: stay if so, unless a new `linger` has been spawned.
             if now_ns() > UNTIL.load(Ordering::Acquire) || LINGERING.swap(true, Ordering::AcqRel) {
                 return;
             }
         }
     }
-    LINGERING.store(false, Ordering::Release);
 }
 
 #[cfg(test)]
