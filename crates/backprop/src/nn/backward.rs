@@ -265,14 +265,20 @@ fn weight_gradient<T: Scalar>(
     }
 }
 
-/// w ← w − lr·g, on all threads when large.
+/// w ← w − lr·g, on all threads when large: in two halves side by side with two threads
+/// ([`crate::parallel::join`]; rayon's `par_chunks` here woke the pool's sleeping workers on
+/// every batch-32 step, beside the split products' helper), else in rayon chunks.
 fn sub_scaled<T: Scalar>(w: &mut Array2<T>, g: &Array2<T>, lr: T) {
+    let sub = |w: &mut [T], g: &[T]| w.iter_mut().zip(g).for_each(|(wv, &gv)| *wv -= lr * gv);
     match (w.as_slice_mut(), g.as_slice()) {
+        (Some(w), Some(g)) if w.len() >= PARALLEL_ELEMS && rayon::current_num_threads() == 2 => {
+            let h = middle(w.len());
+            let ((w0, w1), (g0, g1)) = (w.split_at_mut(h), g.split_at(h));
+            crate::parallel::join(|| sub(w0, g0), || sub(w1, g1));
+        }
         (Some(w), Some(g)) if w.len() >= PARALLEL_ELEMS => {
             let chunk = PARALLEL_ELEMS / 4;
-            w.par_chunks_mut(chunk)
-                .zip(g.par_chunks(chunk))
-                .for_each(|(w, g)| w.iter_mut().zip(g).for_each(|(wv, &gv)| *wv -= lr * gv));
+            w.par_chunks_mut(chunk).zip(g.par_chunks(chunk)).for_each(|(w, g)| sub(w, g));
         }
         _ => w.zip_mut_with(g, |wv, &gv| *wv -= lr * gv),
     }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::mlp::Mlp;
-use super::split::{gemm_rows2, side_by_side};
+use super::split::{gemm_rows2, middle, side_by_side};
 use super::workspace::{Workspace, view, view_mut};
 use crate::tensor::{gemm_into, vmath};
 use crate::{Error, Result, Scalar};
@@ -31,7 +31,14 @@ pub(crate) fn for_each_row<T: Scalar>(
     if w == 0 {
         return;
     }
-    if parallel && n * w >= PARALLEL_ELEMS && rayon::current_num_threads() > 1 {
+    if parallel && n * w >= PARALLEL_ELEMS && n >= 2 && rayon::current_num_threads() == 2 {
+        // Two row halves side by side, without waking rayon's pool (`crate::parallel`).
+        let (top, bottom) = buf.split_at_mut(middle(n) * w);
+        crate::parallel::join(
+            || top.chunks_exact_mut(w).for_each(&f),
+            || bottom.chunks_exact_mut(w).for_each(&f),
+        );
+    } else if parallel && n * w >= PARALLEL_ELEMS && rayon::current_num_threads() > 1 {
         let rows_per_task = (PARALLEL_ELEMS / 4 / w).max(1);
         buf.par_chunks_mut(rows_per_task * w).for_each(|chunk| chunk.chunks_exact_mut(w).for_each(&f));
     } else {
