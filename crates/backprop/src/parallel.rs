@@ -156,8 +156,11 @@ fn now_ns() -> u64 {
 /// halves on the caller.
 ///
 /// Not solved by it: on this VM some runs of a binary take the MLP's batch-32 steps ~2× as
-/// long for seconds at a time, with a lingering global worker as with the helper (the host's
-/// steal counters did not move; the cause was not found).
+/// long for seconds at a time. Instrumented, the caller's own half then took 86–92 µs instead
+/// of 38–45 µs, while its wait for the helper's half stayed 1–9 µs: both virtual CPUs compute
+/// ~2.3× slower whenever both are busy, as when the host runs them on the two hyperthreads of
+/// one core (the guest's steal counters did not move). Two threads then gain nothing, and the
+/// split's overheads are lost; nothing in the guest was found to tell such a phase apart.
 fn helper() -> Option<&'static rayon::ThreadPool> {
     static HELPER: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     HELPER
