@@ -80,7 +80,7 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
         let (i, v) = h.iter().enumerate().find(|(_, v)| !v.is_finite()).expect("a non-finite entry");
         return Err(Error::non_finite("eigh input", format!("entry ({}, {}) is {v}", i / n, i % n)));
     }
-    let e = if max > 0.0 { max.log2().floor() as i32 } else { 0 };
+    let e = scale_exponent(max);
     // Column-major H (a row-major buffer transposed), its lower triangle scaled by 2⁻ᵉ; the
     // upper triangle is the reduction's scratch.
     let mut a = crate::tensor::zeroed_huge(n * n);
@@ -152,10 +152,7 @@ pub fn eigh(h: ArrayView2<'_, f64>) -> Result<SymmetricEigen> {
             apply(&mut q)?;
         }
     }
-    let values = Array1::from_iter(s.iter().map(|&v| times_pow2(v, e)));
-    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(Error::non_finite("eigh", format!("an eigenvalue is {v}: it overflows f64")));
-    }
+    let values = scaled_back(&s, e, "eigh")?;
     let vectors = Array2::from_shape_vec((n, n).f(), q).expect("n·n entries");
     Ok(SymmetricEigen { values, vectors })
 }
@@ -178,15 +175,29 @@ pub(crate) fn tridiagonal_eigh(diag: &[f64], sub: &[f64]) -> Result<SymmetricEig
     if let Some(v) = diag.iter().chain(sub).find(|v| !v.is_finite()) {
         return Err(Error::non_finite("tridiagonal_eigh", format!("an entry is {v}")));
     }
-    let max = diag.iter().chain(sub).fold(0.0f64, |m, v| m.max(v.abs()));
-    let e = if max > 0.0 { max.log2().floor() as i32 } else { 0 };
-    let (s1, s2) = pow2_factors(-e);
-    let scaled = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| x * s1 * s2).collect() };
+    let e = scale_exponent(diag.iter().chain(sub).fold(0.0f64, |m, v| m.max(v.abs())));
+    let scaled = |v: &[f64]| -> Vec<f64> { v.iter().map(|&x| times_pow2(x, -e)).collect() };
     let (mut s, mut z) = (vec![0.0; n], vec![0.0; n * n]);
     divide::tridiagonal_eigh(&scaled(diag), &scaled(sub), &mut s, &mut z, n >= SEQUENTIAL_BELOW)?;
-    let values = Array1::from_iter(s.iter().map(|&v| times_pow2(v, e)));
+    let values = scaled_back(&s, e, "tridiagonal_eigh")?;
     let vectors = Array2::from_shape_vec((n, n).f(), z).expect("n·n entries");
     Ok(SymmetricEigen { values, vectors })
+}
+
+/// The e with max·2⁻ᵉ in [1, 2) (0 for max = 0): the power of two the solvers' input is
+/// scaled by.
+fn scale_exponent(max: f64) -> i32 {
+    if max > 0.0 { max.log2().floor() as i32 } else { 0 }
+}
+
+/// The eigenvalues `s` of the scaled matrix times 2ᵉ, or an error naming `op` if one
+/// overflows f64.
+fn scaled_back(s: &[f64], e: i32, op: &str) -> Result<Array1<f64>> {
+    let values = Array1::from_iter(s.iter().map(|&v| times_pow2(v, e)));
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(Error::non_finite(op, format!("an eigenvalue is {v}: it overflows f64")));
+    }
+    Ok(values)
 }
 
 /// x·2ᵉ, exact unless the result over- or underflows.
