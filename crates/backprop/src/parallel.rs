@@ -29,12 +29,12 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long the helper stays awake after the last split, polling for the next one.
-pub(crate) const LINGER: Duration = Duration::from_millis(1);
+const LINGER: Duration = Duration::from_millis(1);
 
 /// How long the caller spins for the helper's half before yielding its core between checks:
 /// longer than the usual imbalance of two halves, short enough that a helper the scheduler has
 /// put on the caller's core is not kept waiting long (2 ms and 100 µs measured alike).
-pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(100);
+const SPIN_LIMIT: Duration = Duration::from_micros(100);
 
 /// `(a(), b())`, `a` on the calling thread and `b` on the helper thread when it is awake: `rayon::join` without its wake-ups (see the module docs).
 ///

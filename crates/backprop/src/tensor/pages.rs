@@ -21,11 +21,8 @@ const MIN_BYTES: usize = 4 * (2 << 20);
 
 /// An r×c array of zeros (row-major) whose untouched pages the kernel may back with huge pages.
 pub(crate) fn zeros_huge(rows: usize, cols: usize) -> Array2<f64> {
-    let mut a = Array2::zeros((rows, cols));
-    if let Some(data) = a.as_slice_mut() {
-        advise_huge_pages(data);
-    }
-    a
+    let len = rows.checked_mul(cols).expect("an array's size fits in usize");
+    Array2::from_shape_vec((rows, cols), zeroed_huge(len)).expect("rows·cols entries")
 }
 
 /// A vector of `len` zeros whose untouched pages the kernel may back with huge pages.
