@@ -8,7 +8,7 @@
 //! two 50 µs halves after a 100 µs pause took 119–164 µs from the main thread).
 //!
 //! [`join`] instead runs the first half on the calling thread and offers the second to a
-//! helper thread (a one-thread rayon pool of its own) that stays awake for [`LINGER`] after
+//! helper thread of its own (parked between bursts of splits) that stays awake for [`LINGER`] after
 //! each split, polling for it; the caller spins rather than sleeping until that half is done,
 //! or runs it itself if the helper has not taken it by then. In a prototype of this
 //! scheme the same two 50 µs halves took 51–55 µs whatever the pause. OpenMP runtimes keep
@@ -135,7 +135,8 @@ fn run_published() -> bool {
     true
 }
 
-/// Whether the helper is polling the slot (a `linger` is running or spawned).
+/// Whether the helper is polling the slot (a `linger` is running, or the helper was unparked to
+/// run one).
 static LINGERING: AtomicBool = AtomicBool::new(false);
 
 /// Until when (ns since [`epoch`]) the helper stays awake.
@@ -150,10 +151,11 @@ fn now_ns() -> u64 {
     u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The helper: a one-thread rayon pool of its own, so that keeping it awake neither occupies
-/// a worker of the global pool (which the curvature passes and users' code also use) nor wakes
-/// one for the halves. `None` if its thread could not be started: then [`join`] runs both
-/// halves on the caller.
+/// The helper: a thread of its own, parked between bursts of splits, so that keeping it awake
+/// neither occupies a worker of the global pool (which the curvature passes and users' code
+/// also use) nor wakes one for the halves; waking it (`unpark`) allocates nothing, unlike
+/// spawning a job on a pool, so a training step stays allocation-free. `None` if its thread
+/// could not be started: then [`join`] runs both halves on the caller.
 ///
 /// Not solved by it: on this VM some runs of a binary take the MLP's batch-32 steps ~2× as
 /// long for seconds at a time. Instrumented, the caller's own half then took 86–92 µs instead
@@ -161,15 +163,20 @@ fn now_ns() -> u64 {
 /// ~2.3× slower whenever both are busy, as when the host runs them on the two hyperthreads of
 /// one core (the guest's steal counters did not move). Two threads then gain nothing, and the
 /// split's overheads are lost; nothing in the guest was found to tell such a phase apart.
-fn helper() -> Option<&'static rayon::ThreadPool> {
-    static HELPER: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+fn helper() -> Option<&'static std::thread::Thread> {
+    static HELPER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
     HELPER
         .get_or_init(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|_| "backprop-helper".into())
-                .build()
-                .ok()
+            let spawned = std::thread::Builder::new().name("backprop-helper".into()).spawn(|| {
+                loop {
+                    // Woken by `keep_awake` (a wake-up that comes before the park returns at once).
+                    std::thread::park();
+                    if LINGERING.load(Ordering::Acquire) {
+                        linger();
+                    }
+                }
+            });
+            spawned.ok().map(|handle| handle.thread().clone())
         })
         .as_ref()
 }
@@ -180,12 +187,12 @@ fn keep_awake() {
     let until = now_ns().saturating_add(LINGER.as_nanos() as u64);
     UNTIL.fetch_max(until, Ordering::AcqRel);
     if !LINGERING.swap(true, Ordering::AcqRel) {
-        helper.spawn(linger);
+        helper.unpark();
     }
 }
 
-/// The helper's loop: runs the halves published in the slot, and returns to rayon's idle loop
-/// (and sleep) when the deadline has passed.
+/// The helper's loop: runs the halves published in the slot, and returns to its park when the
+/// deadline has passed.
 fn linger() {
     loop {
         if run_published() {
@@ -197,7 +204,8 @@ fn linger() {
         if now_ns() > UNTIL.load(Ordering::Acquire) {
             LINGERING.store(false, Ordering::Release);
             // A caller may have renewed the deadline between the check and the store and seen
-            // the flag still set: stay if so, unless a new `linger` has been spawned.
+            // the flag still set: stay if so, unless a caller has set it again (and unparked us:
+            // the park returns at once and the loop starts over).
             if now_ns() > UNTIL.load(Ordering::Acquire) || LINGERING.swap(true, Ordering::AcqRel) {
                 return;
             }

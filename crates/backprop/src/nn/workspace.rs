@@ -70,11 +70,15 @@ impl<T: Scalar> Workspace<T> {
     /// Makes room for `rows` rows of `mlp`'s widths; allocates only if the widths changed or
     /// `rows` exceeds the capacity.
     pub fn reserve(&mut self, mlp: &Mlp<T>, rows: usize) {
-        let sizes = mlp.sizes();
-        if sizes == self.sizes && rows <= self.capacity {
+        // Compared in place: this runs on every step, which must not allocate.
+        let same = self.sizes.len() == mlp.layers.len() + 1
+            && self.sizes.first() == Some(&mlp.inputs())
+            && mlp.layers.iter().zip(&self.sizes[1..]).all(|(l, &w)| l.outputs() == w);
+        if same && rows <= self.capacity {
             return;
         }
-        let cap = rows.max(if sizes == self.sizes { self.capacity } else { 0 });
+        let sizes = mlp.sizes();
+        let cap = rows.max(if same { self.capacity } else { 0 });
         let outs = *sizes.last().unwrap_or(&0);
         let hidden_max = sizes[1..sizes.len().saturating_sub(1).max(1)].iter().copied().max().unwrap_or(0);
         self.acts = sizes[1..].iter().map(|&w| vec![T::zero(); cap * w]).collect();
