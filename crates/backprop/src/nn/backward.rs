@@ -21,7 +21,10 @@ use super::forward::{PARALLEL_ELEMS, check_finite, check_input};
 use super::grads::Grads;
 use super::loss::Loss;
 use super::mlp::Mlp;
-use super::split::{middle, side_by_side, weight_gradient_beside, weight_gradient_cols2};
+use super::split::{
+    WeightStep, backward_by_owner, by_owner, middle, side_by_side, weight_gradient_beside,
+    weight_gradient_cols2,
+};
 use super::workspace::{Workspace, view, view_mut};
 use crate::tensor::gemm_into;
 use crate::{Error, Result, Scalar};
@@ -131,14 +134,26 @@ impl<T: Scalar> Workspace<T> {
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
             let gw = g.layers[l].weight.view_mut();
+            let owner = by_owner(n, w_out, w_in, self.split_from.0);
             if l == 0 {
                 // ∂L/∂W₀ = δ₀ᵀ x, the last product: nothing to pair it with, so it is split.
-                weight_gradient(gw, false, T::one(), delta, a_prev, self.split_from.0);
+                if owner {
+                    let step = WeightStep::Gradient { w: layer.weight.view(), g: gw };
+                    backward_by_owner(delta, a_prev, step, None);
+                } else {
+                    weight_gradient(gw, false, T::one(), delta, a_prev, self.split_from.0);
+                }
                 break;
             }
-            let scratch = view_mut(&mut self.scratch, n, w_in);
+            let (scratch, scratch2) = (&mut self.scratch, &mut self.scratch2);
             let pair = side_by_side(4 * n * w_out * w_in, self.split_from.pairs()) || large_pair(n * w_in);
-            if pair {
+            if owner {
+                // Each thread its rows of Wₗ: its part of δₗWₗ and those rows of ∂L/∂Wₗ.
+                let step = WeightStep::Gradient { w: layer.weight.view(), g: gw };
+                let halves = (view_mut(scratch, n, w_in), view_mut(scratch2, n, w_in));
+                backward_by_owner(delta, a_prev, step, Some(halves));
+            } else if pair {
+                let scratch = view_mut(scratch, n, w_in);
                 // ∂L/∂Wₗ = δₗᵀ aₗ₋₁ beside scratch = δₗ Wₗ, each on one thread.
                 weight_gradient_beside(gw, (delta, a_prev), scratch, (delta, layer.weight.view()));
             } else {
@@ -146,13 +161,13 @@ impl<T: Scalar> Workspace<T> {
                 let r = gemm_into(gw, false, T::one(), delta.t(), a_prev);
                 debug_assert!(r.is_ok());
                 // scratch = δₗ Wₗ (n×in)
-                let r = gemm_into(scratch, false, T::one(), delta, layer.weight.view());
+                let r = gemm_into(view_mut(scratch, n, w_in), false, T::one(), delta, layer.weight.view());
                 debug_assert!(r.is_ok());
             }
             // δₗ₋₁ = scratch ⊙ f'(aₗ₋₁), written over aₗ₋₁; bias gradient summed on the way.
             let act = mlp.layers[l - 1].activation;
             let a = &mut below[l - 1][..n * w_in];
-            let s = &self.scratch[..n * w_in];
+            let s = (&self.scratch[..n * w_in], owner.then(|| &self.scratch2[..n * w_in]));
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
             delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
         }
@@ -202,14 +217,27 @@ impl<T: Scalar> Workspace<T> {
             let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
+            let owner = by_owner(n, w_out, w_in, self.split_from.0);
             if l == 0 {
                 // W₀ ← W₀ − lr·δ₀ᵀx, split in two.
-                weight_gradient(mlp.layers[0].weight.view_mut(), true, -lr, delta, a_prev, self.split_from.0);
+                if owner {
+                    let step = WeightStep::Update { w: mlp.layers[0].weight.view_mut(), lr };
+                    backward_by_owner(delta, a_prev, step, None);
+                } else {
+                    let w = mlp.layers[0].weight.view_mut();
+                    weight_gradient(w, true, -lr, delta, a_prev, self.split_from.0);
+                }
                 break;
             }
-            let scratch = view_mut(&mut self.scratch, n, w_in);
+            let (scratch, scratch2) = (&mut self.scratch, &mut self.scratch2);
             let pair = side_by_side(4 * n * w_out * w_in, self.split_from.pairs()) || large_pair(n * w_in);
-            if pair {
+            if owner {
+                // Each thread its rows of Wₗ: its part of δₗWₗ (old rows), then their update.
+                let step = WeightStep::Update { w: mlp.layers[l].weight.view_mut(), lr };
+                let halves = (view_mut(scratch, n, w_in), view_mut(scratch2, n, w_in));
+                backward_by_owner(delta, a_prev, step, Some(halves));
+            } else if pair {
+                let scratch = view_mut(scratch, n, w_in);
                 // Gₗ = δₗᵀaₗ₋₁ beside scratch = δₗWₗ (the old Wₗ), then Wₗ ← Wₗ − lr·Gₗ: the
                 // fused update would write Wₗ while δₗWₗ reads it (784-256-256-10, batch 1024,
                 // f32: both products 1.43–1.53 ms one after the other, 1.16–1.24 ms side by side).
@@ -223,6 +251,7 @@ impl<T: Scalar> Workspace<T> {
                 sub_scaled(&mut mlp.layers[l].weight, gw, lr);
             } else {
                 // scratch = δₗ Wₗ (n×in), with the weights before the update.
+                let scratch = view_mut(scratch, n, w_in);
                 let r = gemm_into(scratch, false, T::one(), delta, mlp.layers[l].weight.view());
                 debug_assert!(r.is_ok());
                 // Wₗ ← Wₗ − lr·δₗᵀaₗ₋₁
@@ -233,7 +262,7 @@ impl<T: Scalar> Workspace<T> {
             // the gradient's bias buffer, then bₗ₋₁ ← bₗ₋₁ − lr·Σ_rows δₗ₋₁.
             let act = mlp.layers[l - 1].activation;
             let a = &mut below[l - 1][..n * w_in];
-            let s = &self.scratch[..n * w_in];
+            let s = (&self.scratch[..n * w_in], owner.then(|| &self.scratch2[..n * w_in]));
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
             delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
             if let (Some(b), Some(gb)) = (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref()) {
@@ -297,7 +326,7 @@ fn large_pair(elems: usize) -> bool {
 fn delta_pass_on<T: Scalar>(
     act: Activation,
     a: &mut [T],
-    s: &[T],
+    s: Addends<'_, T>,
     w: usize,
     gb: Option<&mut [T]>,
     part: &mut Vec<T>,
@@ -308,7 +337,16 @@ fn delta_pass_on<T: Scalar>(
         return delta_pass(act, a, s, w, gb);
     }
     let h = middle(n) * w;
-    let ((a1, a2), (s1, s2)) = (a.split_at_mut(h), s.split_at(h));
+    let (a1, a2) = a.split_at_mut(h);
+    let (s0, s1) = s.0.split_at(h);
+    let (t0, t1) = match s.1 {
+        Some(t) => {
+            let (t0, t1) = t.split_at(h);
+            (Some(t0), Some(t1))
+        }
+        None => (None, None),
+    };
+    let (s1, s2) = ((s0, t0), (s1, t1));
     match gb {
         Some(gb) => {
             if part.len() < w {
@@ -327,13 +365,17 @@ fn delta_pass_on<T: Scalar>(
     }
 }
 
-/// δ = s ⊙ f'(a), written over `a`; with `gb`, also gb = Σ_rows δ. One loop per activation
-/// (f' resolved at compile time), so each vectorises.
-fn delta_pass<T: Scalar>(act: Activation, a: &mut [T], s: &[T], w: usize, gb: Option<&mut [T]>) {
+/// δ·W for the layer below: one matrix, or two parts to add (the two threads' of a layer
+/// split by owner, `split::backward_by_owner`).
+type Addends<'a, T> = (&'a [T], Option<&'a [T]>);
+
+/// δ = s ⊙ f'(a) (s = s₀ + s₁ for two addends), written over `a`; with `gb`, also
+/// gb = Σ_rows δ. One loop per activation (f' resolved at compile time), so each vectorises.
+fn delta_pass<T: Scalar>(act: Activation, a: &mut [T], s: Addends<'_, T>, w: usize, gb: Option<&mut [T]>) {
     #[inline(always)]
-    fn run<T: Scalar>(a: &mut [T], s: &[T], w: usize, gb: Option<&mut [T]>, fd: impl Fn(T) -> T) {
-        match gb {
-            Some(gb) => {
+    fn run<T: Scalar>(a: &mut [T], s: Addends<'_, T>, w: usize, gb: Option<&mut [T]>, fd: impl Fn(T) -> T) {
+        match (gb, s) {
+            (Some(gb), (s, None)) => {
                 gb.fill(T::zero());
                 for (arow, srow) in a.chunks_exact_mut(w).zip(s.chunks_exact(w)) {
                     for ((av, &sv), gbv) in arow.iter_mut().zip(srow).zip(gb.iter_mut()) {
@@ -343,7 +385,22 @@ fn delta_pass<T: Scalar>(act: Activation, a: &mut [T], s: &[T], w: usize, gb: Op
                     }
                 }
             }
-            None => a.iter_mut().zip(s).for_each(|(av, &sv)| *av = sv * fd(*av)),
+            (Some(gb), (s, Some(t))) => {
+                gb.fill(T::zero());
+                for ((arow, srow), trow) in
+                    a.chunks_exact_mut(w).zip(s.chunks_exact(w)).zip(t.chunks_exact(w))
+                {
+                    for (((av, &sv), &tv), gbv) in arow.iter_mut().zip(srow).zip(trow).zip(gb.iter_mut()) {
+                        let d = (sv + tv) * fd(*av);
+                        *av = d;
+                        *gbv += d;
+                    }
+                }
+            }
+            (None, (s, None)) => a.iter_mut().zip(s).for_each(|(av, &sv)| *av = sv * fd(*av)),
+            (None, (s, Some(t))) => {
+                a.iter_mut().zip(s).zip(t).for_each(|((av, &sv), &tv)| *av = (sv + tv) * fd(*av))
+            }
         }
     }
     match act {
@@ -466,5 +523,61 @@ mod tests {
     fn split_products_give_the_plain_passes() {
         split_passes_match_plain::<f32>(1e-6);
         split_passes_match_plain::<f64>(1e-13);
+    }
+
+    /// Layers split by the owners of their weight rows (`split::by_owner`: two threads, at
+    /// least 4·10⁶ flop, batch ≤ outputs) against one thread: gradient and fused SGD steps, with
+    /// halves of unequal length (250 and 230 outputs) and a batch where only the input layer
+    /// is large enough.
+    fn owner_passes_match_one_thread<T: Scalar>(tol: f64) {
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for (sizes, bias, act, n) in [
+            (&[300, 256, 256, 10][..], true, Activation::Relu, 32),
+            (&[300, 250, 230, 10][..], false, Activation::Sigmoid, 40),
+            (&[300, 256, 256, 10][..], true, Activation::Tanh, 28),
+        ] {
+            let owned = |w: &[usize]| two.install(|| by_owner(n, w[1], w[0], SplitFrom::default().0));
+            assert!(owned(&sizes[0..2]), "{sizes:?} n={n}: the input layer is split by owner");
+            assert_eq!(owned(&sizes[1..3]), n >= 31, "{sizes:?} n={n}");
+            let m0 = MlpBuilder::new(sizes).activation(act).bias(bias).seed(3).build::<T>().unwrap();
+            let x = Array2::from_shape_fn((n, sizes[0]), |(i, j)| T::of(((i * 31 + j) as f64 * 0.41).sin()));
+            let y = Array2::from_shape_fn((n, 1), |(i, _)| T::of((i % 10) as f64));
+            let run = |pool: &rayon::ThreadPool| {
+                let mut m = m0.clone();
+                let mut ws = Workspace::new(&m, n);
+                let mut g = Grads::zeros_like(&m);
+                pool.install(|| {
+                    let l = ws.loss_and_grad(&m, Loss::CrossEntropy, x.view(), y.view(), &mut g).unwrap();
+                    let grad = g.flat(ParamSelection::All);
+                    for _ in 0..3 {
+                        let lr = T::of(0.1);
+                        ws.loss_and_sgd_step_unchecked(
+                            &mut m,
+                            Loss::CrossEntropy,
+                            x.view(),
+                            y.view(),
+                            lr,
+                            &mut g,
+                        );
+                    }
+                    (l, grad, m.flat_params(ParamSelection::All))
+                })
+            };
+            let (split, plain) = (run(&two), run(&one));
+            assert!((split.0 - plain.0).abs() <= tol * (1.0 + plain.0.abs()));
+            for (what, a, b) in [("gradient", &split.1, &plain.1), ("sgd steps", &split.2, &plain.2)] {
+                for (u, v) in a.iter().zip(b.iter()) {
+                    let ok = (u.f64() - v.f64()).abs() <= tol * (1.0 + v.f64().abs());
+                    assert!(ok, "{sizes:?} n={n} {what}: {u} vs {v}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layers_split_by_weight_rows_give_the_one_thread_passes() {
+        owner_passes_match_one_thread::<f32>(1e-5);
+        owner_passes_match_one_thread::<f64>(1e-12);
     }
 }

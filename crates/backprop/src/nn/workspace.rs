@@ -2,7 +2,8 @@
 //!
 //! A training step must not allocate: a [`Workspace`] holds, for a batch of up to `capacity`
 //! rows, every layer's activations (n×width, row-major), the output layer's logits, the output
-//! δ and one scratch matrix for δ·W. Smaller batches use the leading rows. The backward pass
+//! δ and two scratch matrices for δ·W (one per thread when a layer is split by its weight
+//! rows). Smaller batches use the leading rows. The backward pass
 //! overwrites each hidden layer's activations with that layer's δ once they are no longer
 //! needed, so the whole pass touches one buffer per layer.
 
@@ -26,6 +27,9 @@ pub struct Workspace<T> {
     pub(crate) delta_out: Vec<T>,
     /// δ·W for the layer below (n×max hidden width).
     pub(crate) scratch: Vec<T>,
+    /// The helper thread's part of δ·W when a layer's rows are split by owner (n ≤ the
+    /// layer's outputs: min(capacity, widest layer)×max hidden width).
+    pub(crate) scratch2: Vec<T>,
     /// Rows of the last forward pass.
     pub(crate) rows: usize,
     /// Bias-gradient sums of the second half of a δ pass split in two (sized on first use).
@@ -85,6 +89,9 @@ impl<T: Scalar> Workspace<T> {
         self.logits = vec![T::zero(); cap * outs];
         self.delta_out = vec![T::zero(); cap * outs];
         self.scratch = vec![T::zero(); cap * hidden_max];
+        // Split by owner only when a layer has at least as many outputs as the batch rows.
+        let widest = sizes[1..].iter().copied().max().unwrap_or(0);
+        self.scratch2 = vec![T::zero(); cap.min(widest) * hidden_max];
         self.capacity = cap;
         self.sizes = sizes;
         self.rows = 0;

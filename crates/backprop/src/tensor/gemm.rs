@@ -97,8 +97,9 @@ fn gemm_checked<T: Scalar>(
 }
 
 /// `c ← alpha·a·b (+ c)` on `parts` threads: the larger of c's two dimensions (columns on a
-/// tie) is cut in two blocks in proportion to the threads each gets, at multiples of 16 so
-/// that column blocks of a row-major c start on a cache line. Shapes are already checked.
+/// tie) is cut in two blocks in proportion to the threads each gets, at a multiple of 16 (when
+/// at least 16) so that column blocks of a row-major c start on a cache line. Shapes are
+/// already checked.
 ///
 /// Which dimension to cut was measured (f32 and f64, 13 shapes from 32×784·784×256 to
 /// 2048²): the larger one was the faster cut or within ~5 % of it in all but one.
@@ -114,7 +115,10 @@ fn split_product<T: Scalar>(
     let along_columns = n >= m;
     let len = if along_columns { n } else { m };
     let first = parts / 2;
-    let cut = (len * first / parts.max(1)).next_multiple_of(16).min(len);
+    // Rounded down, as `nn::split::middle`: the MLP passes give each thread the weight rows
+    // its block of a forward product reads (`nn::split::by_owner`).
+    let cut = len * first / parts.max(1);
+    let cut = if cut >= 16 { cut - cut % 16 } else { cut };
     if parts < 2 || cut == 0 || cut == len {
         one_thread(c, accum, alpha, a, b);
         return;
