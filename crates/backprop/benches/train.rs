@@ -124,6 +124,20 @@ fn mlp_step_for<T: Scalar>(c: &mut Criterion, name: &str) {
                 BatchSize::PerIteration,
             )
         });
+        // Adam: the gradient pass, then the update over the weights and both moment slots.
+        let mut adam = Optimizer::new(OptimizerConfig::adam(1e-3), Penalty::default(), &model).unwrap();
+        g.bench_with_input(BenchmarkId::new("adam_train_step", batch), &batch, |b, _| {
+            b.iter_batched_ref(
+                || model0.clone(),
+                |model| {
+                    let l = adam
+                        .train_step(&mut ws, model, Loss::CrossEntropy, x.view(), y.view(), &mut grads)
+                        .unwrap();
+                    black_box(l)
+                },
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }

@@ -11,7 +11,7 @@ pub mod loss;
 pub mod metrics;
 pub mod mlp;
 pub mod params;
-mod split;
+pub(crate) mod split;
 pub mod workspace;
 
 pub use activation::Activation;

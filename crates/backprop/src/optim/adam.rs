@@ -7,8 +7,10 @@
 
 use ndarray::Zip;
 
+use super::rows::by_rows;
 use crate::Scalar;
 use crate::nn::{Grads, Mlp};
+use crate::tensor::vmath;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn step<T: Scalar>(
@@ -40,10 +42,15 @@ pub(super) fn step<T: Scalar>(
         .zip(&mut m.as_mlp_mut().layers)
         .zip(&mut v.as_mlp_mut().layers);
     for (((layer, g), m), v) in layers {
-        Zip::from(&mut layer.weight).and(&g.weight).and(&mut m.weight).and(&mut v.weight).for_each(rule);
+        let (o, i) = layer.weight.dim();
+        let views = (layer.weight.view_mut(), g.weight.view(), m.weight.view_mut(), v.weight.view_mut());
+        by_rows(views, o, i, |(w, g, m, v)| Zip::from(w).and(g).and(m).and(v).for_each(rule));
         if let (Some(b), Some(gb), Some(mb), Some(vb)) = (&mut layer.bias, &g.bias, &mut m.bias, &mut v.bias)
         {
-            Zip::from(b).and(gb).and(mb).and(vb).for_each(rule);
+            vmath::vectorized(
+                #[inline(always)]
+                || Zip::from(b).and(gb).and(mb).and(vb).for_each(rule),
+            );
         }
     }
 }

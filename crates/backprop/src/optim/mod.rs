@@ -22,6 +22,7 @@
 
 mod adam;
 pub mod penalty;
+mod rows;
 mod sgd;
 
 use std::fmt;

@@ -14,6 +14,7 @@
 
 use ndarray::Zip;
 
+use super::rows::by_rows;
 use crate::nn::{Grads, Mlp};
 use crate::{Error, Result, Scalar};
 
@@ -80,7 +81,9 @@ impl Penalty {
         let mu = T::of(self.l2);
         for ((layer, g), &(w_pen, b_pen)) in mlp.layers.iter().zip(&mut grads.as_mlp_mut().layers).zip(mask) {
             if w_pen {
-                Zip::from(&mut g.weight).and(&layer.weight).for_each(|g, &w| *g += mu * w);
+                let (o, i) = layer.weight.dim();
+                let views = (g.weight.view_mut(), layer.weight.view());
+                by_rows(views, o, i, |(g, w)| Zip::from(g).and(w).for_each(|g, &w| *g += mu * w));
             }
             if b_pen && let (Some(gb), Some(b)) = (&mut g.bias, &layer.bias) {
                 Zip::from(gb).and(b).for_each(|g, &w| *g += mu * w);
@@ -96,7 +99,8 @@ impl Penalty {
         let f = T::of(1.0 - lr * self.weight_decay);
         for (layer, &(w_pen, b_pen)) in mlp.layers.iter_mut().zip(mask) {
             if w_pen {
-                layer.weight.mapv_inplace(|w| w * f);
+                let (o, i) = layer.weight.dim();
+                by_rows(layer.weight.view_mut(), o, i, |w| Zip::from(w).for_each(|w| *w *= f));
             }
             if b_pen && let Some(b) = &mut layer.bias {
                 b.mapv_inplace(|w| w * f);

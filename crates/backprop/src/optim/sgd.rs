@@ -2,16 +2,25 @@
 
 use ndarray::Zip;
 
+use super::rows::by_rows;
 use crate::Scalar;
 use crate::nn::{Grads, Mlp};
+use crate::tensor::vmath;
 
 /// θ ← θ − lr·g.
 pub(super) fn plain<T: Scalar>(model: &mut Mlp<T>, grads: &Grads<T>, lr: f64) {
     let lr = T::of(lr);
+    let rule = |w: &mut T, &g: &T| *w -= lr * g;
     for (layer, g) in model.layers.iter_mut().zip(&grads.as_mlp().layers) {
-        Zip::from(&mut layer.weight).and(&g.weight).for_each(|w, &g| *w -= lr * g);
+        let (o, i) = layer.weight.dim();
+        by_rows((layer.weight.view_mut(), g.weight.view()), o, i, |(w, g)| {
+            Zip::from(w).and(g).for_each(rule)
+        });
         if let (Some(b), Some(gb)) = (&mut layer.bias, &g.bias) {
-            Zip::from(b).and(gb).for_each(|w, &g| *w -= lr * g);
+            vmath::vectorized(
+                #[inline(always)]
+                || Zip::from(b).and(gb).for_each(rule),
+            );
         }
     }
 }
@@ -35,9 +44,14 @@ pub(super) fn momentum<T: Scalar>(
     for ((layer, g), v) in
         model.layers.iter_mut().zip(&grads.as_mlp().layers).zip(&mut velocity.as_mlp_mut().layers)
     {
-        Zip::from(&mut layer.weight).and(&g.weight).and(&mut v.weight).for_each(rule);
+        let (o, i) = layer.weight.dim();
+        let views = (layer.weight.view_mut(), g.weight.view(), v.weight.view_mut());
+        by_rows(views, o, i, |(w, g, v)| Zip::from(w).and(g).and(v).for_each(rule));
         if let (Some(b), Some(gb), Some(vb)) = (&mut layer.bias, &g.bias, &mut v.bias) {
-            Zip::from(b).and(gb).and(vb).for_each(rule);
+            vmath::vectorized(
+                #[inline(always)]
+                || Zip::from(b).and(gb).and(vb).for_each(rule),
+            );
         }
     }
 }
