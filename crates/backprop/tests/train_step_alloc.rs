@@ -79,6 +79,9 @@ fn allocations_per_step<T: Scalar>(config: OptimizerConfig, batch: usize, steps:
 
 #[test]
 fn steady_state_training_steps_allocate_nothing() {
+    // Batch 1024 takes the layers by batch rows (a second gradient part, sized once).
+    let f32_1024 = allocations_per_step::<f32>(OptimizerConfig::sgd(0.01), 1024, 3);
+    assert!(f32_1024.iter().all(|&c| c == 0), "f32 sgd, batch 1024: allocations per step {f32_1024:?}");
     for batch in [32, 128] {
         let f32_sgd = allocations_per_step::<f32>(OptimizerConfig::sgd(0.01), batch, 5);
         let f64_sgd = allocations_per_step::<f64>(OptimizerConfig::sgd(0.01), batch, 5);

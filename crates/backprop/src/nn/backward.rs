@@ -13,7 +13,7 @@
 //! into one pass. No δ is formed for the input layer. Nothing allocates once the
 //! [`Workspace`] and the [`Grads`] exist.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::activation::Activation;
@@ -22,8 +22,8 @@ use super::grads::Grads;
 use super::loss::Loss;
 use super::mlp::Mlp;
 use super::split::{
-    WeightStep, backward_by_owner, by_owner, middle, side_by_side, weight_gradient_beside,
-    weight_gradient_cols2,
+    BatchRows, WeightStep, add_parts, backward_by_batch, backward_by_owner, by_batch, by_owner,
+    input_gradient_by_batch, middle, side_by_side, weight_gradient_beside, weight_gradient_cols2,
 };
 use super::workspace::{Workspace, view, view_mut};
 use crate::tensor::gemm_into;
@@ -133,8 +133,25 @@ impl<T: Scalar> Workspace<T> {
             let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
-            let gw = g.layers[l].weight.view_mut();
             let owner = by_owner(n, w_out, w_in, self.split_from.0);
+            if by_batch(n, w_out, w_in, self.split_from.0) {
+                // Each thread its batch rows; then the two parts of ∂L/∂Wₗ added.
+                let parts = w_out * w_in;
+                if l == 0 {
+                    let part = view_mut(sized(&mut self.grad_part, parts), w_out, w_in);
+                    input_gradient_by_batch(delta, a_prev, g.layers[0].weight.view_mut(), part);
+                } else {
+                    let act = mlp.layers[l - 1].activation;
+                    self.hidden_by_batch(l, last, layer.weight.view(), act, g);
+                }
+                let part = view(&self.grad_part, w_out, w_in);
+                add_parts(g.layers[l].weight.view_mut(), part, None);
+                if l == 0 {
+                    break;
+                }
+                continue;
+            }
+            let gw = g.layers[l].weight.view_mut();
             if l == 0 {
                 // ∂L/∂W₀ = δ₀ᵀ x, the last product: nothing to pair it with, so it is split.
                 if owner {
@@ -218,6 +235,29 @@ impl<T: Scalar> Workspace<T> {
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
             let owner = by_owner(n, w_out, w_in, self.split_from.0);
+            if by_batch(n, w_out, w_in, self.split_from.0) {
+                // Each thread its batch rows; then Wₗ ← Wₗ − lr·(sum of the two parts).
+                let parts = w_out * w_in;
+                if l == 0 {
+                    let part = view_mut(sized(&mut self.grad_part, parts), w_out, w_in);
+                    input_gradient_by_batch(delta, a_prev, g.layers[0].weight.view_mut(), part);
+                } else {
+                    let act = mlp.layers[l - 1].activation;
+                    self.hidden_by_batch(l, last, mlp.layers[l].weight.view(), act, g);
+                    if let (Some(b), Some(gb)) =
+                        (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref())
+                    {
+                        b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+                    }
+                }
+                let part = view(&self.grad_part, w_out, w_in);
+                let update = Some((mlp.layers[l].weight.view_mut(), lr));
+                add_parts(g.layers[l].weight.view_mut(), part, update);
+                if l == 0 {
+                    break;
+                }
+                continue;
+            }
             if l == 0 {
                 // W₀ ← W₀ − lr·δ₀ᵀx, split in two.
                 if owner {
@@ -271,6 +311,50 @@ impl<T: Scalar> Workspace<T> {
         }
         value
     }
+}
+
+impl<T: Scalar> Workspace<T> {
+    /// Layer l ≥ 1's backward pass by batch rows (`split::by_batch`), from its δ (`delta_out`
+    /// for the output layer, else over aₗ): on each thread, for its rows, a part of ∂L/∂Wₗ
+    /// (the caller's into `g`'s layer l, the helper's into `grad_part`), δ·Wₗ, and δₗ₋₁ over
+    /// aₗ₋₁ with the bias gradient of layer l − 1 (its two parts added into `g`).
+    fn hidden_by_batch(
+        &mut self,
+        l: usize,
+        last: usize,
+        w: ArrayView2<'_, T>,
+        act: Activation,
+        g: &mut Mlp<T>,
+    ) {
+        let n = self.rows;
+        let (w_out, w_in) = w.dim();
+        let h = middle(n);
+        let (below, here) = self.acts.split_at_mut(l);
+        let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
+        let (d0, d1) = view(delta, n, w_out).split_at(Axis(0), h);
+        let (a0, a1) = below[l - 1][..n * w_in].split_at_mut(h * w_in);
+        let (s0, s1) = self.scratch[..n * w_in].split_at_mut(h * w_in);
+        let part = view_mut(sized(&mut self.grad_part, w_out * w_in), w_out, w_in);
+        let (lower, upper) = g.layers.split_at_mut(l);
+        let gb = lower[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
+        let bias_part = gb.is_some().then(|| sized(&mut self.bias_part, w_in));
+        let halves = (
+            BatchRows { delta: d0, a: a0, s: s0, g: upper[0].weight.view_mut(), gb },
+            BatchRows { delta: d1, a: a1, s: s1, g: part, gb: bias_part },
+        );
+        backward_by_batch(w, halves, |a, s, gb| delta_pass(act, a, (s, None), w_in, gb));
+        if let Some(gb) = lower[l - 1].bias.as_mut() {
+            gb.iter_mut().zip(&self.bias_part[..w_in]).for_each(|(g, &p)| *g += p);
+        }
+    }
+}
+
+/// The first `len` entries of `buf`, grown (once) if it is shorter.
+fn sized<T: Scalar>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    if buf.len() < len {
+        buf.resize(len, T::zero());
+    }
+    &mut buf[..len]
 }
 
 /// c ← α·δᵀa (+ c), a weight gradient with no product to pair it with: with two threads and

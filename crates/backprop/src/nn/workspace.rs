@@ -32,6 +32,9 @@ pub struct Workspace<T> {
     pub(crate) scratch2: Vec<T>,
     /// Rows of the last forward pass.
     pub(crate) rows: usize,
+    /// The helper thread's part of a weight gradient when a layer is split by batch rows
+    /// (sized on first use: the largest such layer's weights).
+    pub(crate) grad_part: Vec<T>,
     /// Bias-gradient sums of the second half of a δ pass split in two (sized on first use).
     pub(crate) bias_part: Vec<T>,
     /// Products from this many flop on run as two halves side by side (tests lower it).
