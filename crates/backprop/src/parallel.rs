@@ -157,12 +157,15 @@ fn now_ns() -> u64 {
 /// spawning a job on a pool, so a training step stays allocation-free. `None` if its thread
 /// could not be started: then [`join`] runs both halves on the caller.
 ///
-/// Not solved by it: on this VM some runs of a binary take the MLP's batch-32 steps ~2× as
-/// long for seconds at a time. Instrumented, the caller's own half then took 86–92 µs instead
-/// of 38–45 µs, while its wait for the helper's half stayed 1–9 µs: both virtual CPUs compute
-/// ~2.3× slower whenever both are busy, as when the host runs them on the two hyperthreads of
-/// one core (the guest's steal counters did not move). Two threads then gain nothing, and the
-/// split's overheads are lost; nothing in the guest was found to tell such a phase apart.
+/// Where the host puts the two vCPUs matters more than the handoff. Measured on the 2-core
+/// EPYC VM (a cache line's round trip between caller and helper, in 100 ms windows beside
+/// batch-32 training steps): ~65 ns most of the time (one CCD, shared L3); ~330 ns for seconds
+/// at a time (two CCDs: every cache line one thread wrote and the other reads crosses the
+/// dies, and steps whose halves traded the weights' rows took 520–700 µs against ~400 µs on
+/// one thread); rarely ~27 ns (SMT siblings of one core: two threads gain nothing). The MLP
+/// passes therefore keep each thread on the data it already holds (`nn::split::by_owner`,
+/// `by_batch`; `optim` updates by the same rows), after which the two-CCD windows cost
+/// batch-32 steps ~340 µs. Nothing here detects the placement.
 fn helper() -> Option<&'static std::thread::Thread> {
     static HELPER: OnceLock<Option<std::thread::Thread>> = OnceLock::new();
     HELPER
