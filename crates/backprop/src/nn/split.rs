@@ -183,7 +183,7 @@ pub(crate) fn input_gradient_by_batch<T: Scalar>(
     );
 }
 
-/// g ← g + p (`lr` None), or w ← w − lr·(g + p): the two threads' parts of a weight gradient
+/// g ← g + p (`update` None), or w ← w − lr·(g + p): the two threads' parts of a weight gradient
 /// added, by weight rows as in [`by_owner`] (two halves side by side when large).
 pub(crate) fn add_parts<T: Scalar>(
     g: ArrayViewMut2<'_, T>,
