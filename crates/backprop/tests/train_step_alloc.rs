@@ -1,35 +1,18 @@
 //! Steady-state MLP training steps allocate nothing: the [`Workspace`] holds every buffer of
 //! the forward and backward passes, the optimiser its state, and the two-thread splits
 //! (`parallel::join`, faer's single-thread products) run on stack jobs. Counted with a global
-//! allocator wrapper over every thread, so this file holds one test.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! allocator wrapper over every thread, so this file holds one test
+//! (`alloc_count`).
 
 use backprop::Scalar;
 use backprop::nn::{Activation, Grads, Layer, Loss, Mlp, Workspace};
 use backprop::optim::{Optimizer, OptimizerConfig, Penalty};
 use ndarray::Array2;
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod alloc_count;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_count::Counting = alloc_count::Counting;
 
 /// A 784-256-256-10 ReLU network (the speed issue's shape: its products are large enough to be
 /// split across threads) with deterministic weights.
@@ -70,9 +53,9 @@ fn allocations_per_step<T: Scalar>(config: OptimizerConfig, batch: usize, steps:
                 // Long enough for the split products' helper thread to park: this step wakes it.
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let before = alloc_count::allocations();
             step(&mut ws, &mut m, &mut grads);
-            ALLOCATIONS.load(Ordering::Relaxed) - before
+            alloc_count::allocations() - before
         })
         .collect()
 }

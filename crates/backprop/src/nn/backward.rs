@@ -136,16 +136,9 @@ impl<T: Scalar> Workspace<T> {
             let owner = by_owner(n, w_out, w_in, self.split_from.0);
             if by_batch(n, w_out, w_in, self.split_from.0) {
                 // Each thread its batch rows; then the two parts of ∂L/∂Wₗ added.
-                let parts = w_out * w_in;
-                if l == 0 {
-                    let part = view_mut(sized(&mut self.grad_part, parts), w_out, w_in);
-                    input_gradient_by_batch(delta, a_prev, g.layers[0].weight.view_mut(), part);
-                } else {
-                    let act = mlp.layers[l - 1].activation;
-                    self.hidden_by_batch(l, last, layer.weight.view(), act, g);
-                }
-                let part = view(&self.grad_part, w_out, w_in);
-                add_parts(g.layers[l].weight.view_mut(), part, None);
+                let act = (l > 0).then(|| mlp.layers[l - 1].activation);
+                self.layer_by_batch(l, last, x, layer.weight.view(), act, g);
+                add_parts(g.layers[l].weight.view_mut(), view(&self.grad_part, w_out, w_in), None);
                 if l == 0 {
                     break;
                 }
@@ -237,22 +230,16 @@ impl<T: Scalar> Workspace<T> {
             let owner = by_owner(n, w_out, w_in, self.split_from.0);
             if by_batch(n, w_out, w_in, self.split_from.0) {
                 // Each thread its batch rows; then Wₗ ← Wₗ − lr·(sum of the two parts).
-                let parts = w_out * w_in;
-                if l == 0 {
-                    let part = view_mut(sized(&mut self.grad_part, parts), w_out, w_in);
-                    input_gradient_by_batch(delta, a_prev, g.layers[0].weight.view_mut(), part);
-                } else {
-                    let act = mlp.layers[l - 1].activation;
-                    self.hidden_by_batch(l, last, mlp.layers[l].weight.view(), act, g);
-                    if let (Some(b), Some(gb)) =
+                let act = (l > 0).then(|| mlp.layers[l - 1].activation);
+                self.layer_by_batch(l, last, x, mlp.layers[l].weight.view(), act, g);
+                if l > 0
+                    && let (Some(b), Some(gb)) =
                         (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref())
-                    {
-                        b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
-                    }
+                {
+                    b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
                 }
                 let part = view(&self.grad_part, w_out, w_in);
-                let update = Some((mlp.layers[l].weight.view_mut(), lr));
-                add_parts(g.layers[l].weight.view_mut(), part, update);
+                add_parts(g.layers[l].weight.view_mut(), part, Some((mlp.layers[l].weight.view_mut(), lr)));
                 if l == 0 {
                     break;
                 }
@@ -314,16 +301,18 @@ impl<T: Scalar> Workspace<T> {
 }
 
 impl<T: Scalar> Workspace<T> {
-    /// Layer l ≥ 1's backward pass by batch rows (`split::by_batch`), from its δ (`delta_out`
-    /// for the output layer, else over aₗ): on each thread, for its rows, a part of ∂L/∂Wₗ
-    /// (the caller's into `g`'s layer l, the helper's into `grad_part`), δ·Wₗ, and δₗ₋₁ over
-    /// aₗ₋₁ with the bias gradient of layer l − 1 (its two parts added into `g`).
-    fn hidden_by_batch(
+    /// Layer l's backward pass by batch rows (`split::by_batch`), from its δ (`delta_out` for
+    /// the output layer, else over aₗ): on each thread, for its rows, a part of ∂L/∂Wₗ (the
+    /// caller's into `g`'s layer l, the helper's into `grad_part`, for the caller to add) and,
+    /// above the input layer (`act`: the activation of layer l − 1), δ·Wₗ and δₗ₋₁ over aₗ₋₁
+    /// with the bias gradient of layer l − 1 (its two parts added into `g`).
+    fn layer_by_batch(
         &mut self,
         l: usize,
         last: usize,
+        x: ArrayView2<'_, T>,
         w: ArrayView2<'_, T>,
-        act: Activation,
+        act: Option<Activation>,
         g: &mut Mlp<T>,
     ) {
         let n = self.rows;
@@ -331,7 +320,13 @@ impl<T: Scalar> Workspace<T> {
         let h = middle(n);
         let (below, here) = self.acts.split_at_mut(l);
         let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
-        let (d0, d1) = view(delta, n, w_out).split_at(Axis(0), h);
+        let delta = view(delta, n, w_out);
+        let Some(act) = act else {
+            let part = view_mut(sized(&mut self.grad_part, w_out * w_in), w_out, w_in);
+            input_gradient_by_batch(delta, x, g.layers[l].weight.view_mut(), part);
+            return;
+        };
+        let (d0, d1) = delta.split_at(Axis(0), h);
         let (a0, a1) = below[l - 1][..n * w_in].split_at_mut(h * w_in);
         let (s0, s1) = self.scratch[..n * w_in].split_at_mut(h * w_in);
         let part = view_mut(sized(&mut self.grad_part, w_out * w_in), w_out, w_in);
