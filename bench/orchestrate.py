@@ -183,6 +183,38 @@ def derived(table, impls):
     return out
 
 
+# Cache-line round trip between our worker's two threads, measured before each of our rows:
+# where the host put the two vCPUs (measured on the 2-core EPYC VM: ~27 ns on one core's
+# hyperthreads, ~65 ns on one CCD, ~330 ns on two CCDs).
+PLACEMENTS = ((45.0, "one core's two hyperthreads (two threads no faster than one)"),
+              (150.0, "one CCD"),
+              (float("inf"), "two CCDs (data one thread wrote crosses the dies to the other)"))
+
+
+def placement_summary(results):
+    """One line: how many of our row measurements ran on each vCPU placement, naming the rows
+    measured off the usual one-CCD placement."""
+    ours = [a for a in results if a.get("impl") == "ours" and a.get("rtt_ns") is not None]
+    if not ours:
+        return None
+    groups = {}
+    for a in ours:
+        name = next(n for limit, n in PLACEMENTS if a["rtt_ns"] < limit)
+        groups.setdefault(name, []).append(a)
+    parts = []
+    for _, name in PLACEMENTS:
+        got = groups.get(name, [])
+        if not got:
+            continue
+        rtts = sorted(a["rtt_ns"] for a in got)
+        text = f"{len(got)} on {name}, {rtts[len(rtts) // 2]:.0f} ns"
+        if name != "one CCD":
+            text += " (" + ", ".join(f"{a['row']} round {a.get('round', 0) + 1}" for a in got) + ")"
+        parts.append(text)
+    return ("Placement of our two threads (a cache line's round trip between them, measured before "
+            f"each of our {len(ours)} row measurements; median per group): " + "; ".join(parts) + ".")
+
+
 def markdown(meta, table, der, impls, row_ids):
     peers = [i for i in impls if i != "ours"]
     lines = [
@@ -246,6 +278,8 @@ def markdown(meta, table, der, impls, row_ids):
                 frac = f" ({100 * v / pk[d]:.0f}% of {pk[d]:.0f})" if d in pk else ""
                 parts.append(f"{k} {v:.0f}{frac}")
             lines.append(f"- {impl}: " + ", ".join(parts))
+    if meta.get("placement"):
+        lines += ["", meta["placement"]]
     if meta.get("load_warning"):
         lines += ["", f"Warning: {meta['load_warning']}"]
     return "\n".join(lines) + "\n"
@@ -373,6 +407,9 @@ def main():
             f"{len(busy)} of {len(results)} measurements started with load average ≥ {args.load_threshold} "
             f"(max {max(busy):.2f}); the machine was shared"
         )
+    placement = placement_summary(results)
+    if placement:
+        meta["placement"] = placement
     md = markdown(meta, table, der, impls, row_ids)
     doc = {"meta": meta, "table": table, "derived": der, "raw": results}
     for name, text in (("latest.json", json.dumps(doc, indent=1)), ("latest.md", md)):
