@@ -218,7 +218,7 @@ impl<T: Scalar> Workspace<T> {
             for row in self.delta_out[..n * t].chunks_exact(t) {
                 gb.iter_mut().zip(row).for_each(|(s, &d)| *s += d);
             }
-            b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+            sgd_bias(b, gb, lr);
         }
         for l in (0..=last).rev() {
             let w_out = mlp.layers[l].outputs();
@@ -236,7 +236,7 @@ impl<T: Scalar> Workspace<T> {
                     && let (Some(b), Some(gb)) =
                         (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref())
                 {
-                    b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+                    sgd_bias(b, gb, lr);
                 }
                 let part = view(&self.grad_part, w_out, w_in);
                 add_parts(g.layers[l].weight.view_mut(), part, Some((mlp.layers[l].weight.view_mut(), lr)));
@@ -293,7 +293,7 @@ impl<T: Scalar> Workspace<T> {
             let gb = g.layers[l - 1].bias.as_mut().and_then(|b| b.as_slice_mut());
             delta_pass_on(act, a, s, w_in, gb, &mut self.bias_part, pair);
             if let (Some(b), Some(gb)) = (mlp.layers[l - 1].bias.as_mut(), g.layers[l - 1].bias.as_ref()) {
-                b.iter_mut().zip(gb.iter()).for_each(|(bv, &gv)| *bv -= lr * gv);
+                sgd_bias(b, gb, lr);
             }
         }
         value
@@ -342,6 +342,11 @@ impl<T: Scalar> Workspace<T> {
             gb.iter_mut().zip(&self.bias_part[..w_in]).for_each(|(g, &p)| *g += p);
         }
     }
+}
+
+/// b ← b − lr·g for a layer's bias in the fused SGD step.
+fn sgd_bias<T: Scalar>(b: &mut ndarray::Array1<T>, g: &ndarray::Array1<T>, lr: T) {
+    b.zip_mut_with(g, |bv, &gv| *bv -= lr * gv);
 }
 
 /// The first `len` entries of `buf`, grown (once) if it is shorter.
@@ -428,10 +433,7 @@ fn delta_pass_on<T: Scalar>(
     let (s1, s2) = ((s0, t0), (s1, t1));
     match gb {
         Some(gb) => {
-            if part.len() < w {
-                part.resize(w, T::zero());
-            }
-            let p = &mut part[..w];
+            let p = sized(part, w);
             crate::parallel::join(
                 || delta_pass(act, a1, s1, w, Some(gb)),
                 || delta_pass(act, a2, s2, w, Some(p)),

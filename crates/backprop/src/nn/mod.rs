@@ -11,6 +11,7 @@ pub mod loss;
 pub mod metrics;
 pub mod mlp;
 pub mod params;
+pub(crate) mod rows;
 pub(crate) mod split;
 pub mod workspace;
 

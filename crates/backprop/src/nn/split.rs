@@ -19,7 +19,9 @@
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Zip};
+
+use super::rows::by_rows;
 
 use crate::Scalar;
 use crate::tensor::{GEMM_SPLIT_FLOP, gemm_into_seq};
@@ -184,37 +186,18 @@ pub(crate) fn input_gradient_by_batch<T: Scalar>(
 }
 
 /// g ← g + p (`update` None), or w ← w − lr·(g + p): the two threads' parts of a weight gradient
-/// added, by weight rows as in [`by_owner`] (two halves side by side when large).
+/// added, by weight rows as in [`by_owner`] ([`by_rows`]: two halves side by side when large).
 pub(crate) fn add_parts<T: Scalar>(
     g: ArrayViewMut2<'_, T>,
     p: ArrayView2<'_, T>,
     update: Option<(ArrayViewMut2<'_, T>, T)>,
 ) {
-    fn run<T: Scalar>(
-        g: ArrayViewMut2<'_, T>,
-        p: ArrayView2<'_, T>,
-        update: Option<(ArrayViewMut2<'_, T>, T)>,
-    ) {
-        match update {
-            None => ndarray::Zip::from(g).and(p).for_each(|g, &p| *g += p),
-            Some((w, lr)) => ndarray::Zip::from(w).and(g).and(p).for_each(|w, g, &p| *w -= lr * (*g + p)),
-        }
-    }
     let (o, i) = g.dim();
-    if o >= 2 && o * i >= crate::nn::forward::PARALLEL_ELEMS && rayon::current_num_threads() == 2 {
-        let h = middle(o);
-        let (g0, g1) = g.split_at(Axis(0), h);
-        let (p0, p1) = p.split_at(Axis(0), h);
-        let (u0, u1) = match update {
-            Some((w, lr)) => {
-                let (w0, w1) = w.split_at(Axis(0), h);
-                (Some((w0, lr)), Some((w1, lr)))
-            }
-            None => (None, None),
-        };
-        crate::parallel::join(|| run(g0, p0, u0), || run(g1, p1, u1));
-    } else {
-        run(g, p, update);
+    match update {
+        None => by_rows((g, p), o, i, |(g, p)| Zip::from(g).and(p).for_each(|g, &p| *g += p)),
+        Some((w, lr)) => by_rows((w, g, p), o, i, |(w, g, p)| {
+            Zip::from(w).and(g).and(p).for_each(|w, g, &p| *w -= lr * (*g + p))
+        }),
     }
 }
 

@@ -22,7 +22,6 @@
 
 mod adam;
 pub mod penalty;
-mod rows;
 mod sgd;
 
 use std::fmt;

@@ -14,7 +14,7 @@
 
 use ndarray::Zip;
 
-use super::rows::by_rows;
+use crate::nn::rows::by_rows;
 use crate::nn::{Grads, Mlp};
 use crate::{Error, Result, Scalar};
 

@@ -2,8 +2,8 @@
 
 use ndarray::Zip;
 
-use super::rows::by_rows;
 use crate::Scalar;
+use crate::nn::rows::by_rows;
 use crate::nn::{Grads, Mlp};
 use crate::tensor::vmath;
 

@@ -1,5 +1,6 @@
-//! The optimisers' elementwise passes over a layer's parameters, in the two row halves the MLP
-//! passes use.
+//! Elementwise passes over a layer's weight-shaped arrays (weights, gradients, optimiser
+//! slots) in the two row halves the MLP passes use: the optimisers' updates and the sum of the
+//! two threads' weight-gradient parts (`split::add_parts`).
 //!
 //! With two threads the passes give each thread the weight rows its half of the forward
 //! product reads (`nn::split::by_owner`: rows [0, middle(o)) to the calling thread). Updating
@@ -13,13 +14,13 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use crate::nn::forward::PARALLEL_ELEMS;
-use crate::nn::split::middle;
+use super::forward::PARALLEL_ELEMS;
+use super::split::middle;
 use crate::tensor::vmath;
 
 /// Views of a layer's weight-shaped arrays (model, gradient, optimiser slots) that can be cut
 /// after a row.
-pub(super) trait Halves: Sized + Send {
+pub(crate) trait Halves: Sized + Send {
     /// Rows [0, h) and [h, end).
     fn halves(self, h: usize) -> (Self, Self);
 }
@@ -63,7 +64,7 @@ impl<A: Halves, B: Halves, C: Halves, D: Halves> Halves for (A, B, C, D) {
 /// (`crate::parallel::join`); each part compiled for the widest vectors
 /// ([`vmath::vectorized`]: the rules use no fused operations, so the bits are the same on
 /// every path and split).
-pub(super) fn by_rows<V: Halves>(views: V, rows: usize, cols: usize, f: impl Fn(V) + Sync) {
+pub(crate) fn by_rows<V: Halves>(views: V, rows: usize, cols: usize, f: impl Fn(V) + Sync) {
     let f = &f;
     if rows >= 2 && rows * cols >= PARALLEL_ELEMS && rayon::current_num_threads() == 2 {
         let (top, bottom) = views.halves(middle(rows));
