@@ -133,7 +133,7 @@ impl<T: Scalar> Workspace<T> {
             let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
-            let owner = by_owner(n, w_out, w_in, self.split_from.0);
+            let owner = by_owner(n, w_out, w_in);
             if by_batch(n, w_out, w_in, self.split_from.0) {
                 // Each thread its batch rows; then the two parts of ∂L/∂Wₗ added.
                 let act = (l > 0).then(|| mlp.layers[l - 1].activation);
@@ -227,7 +227,7 @@ impl<T: Scalar> Workspace<T> {
             let delta: &[T] = if l == last { &self.delta_out } else { &here[0] };
             let delta = view(delta, n, w_out);
             let a_prev = if l == 0 { x.view() } else { view(&below[l - 1], n, w_in) };
-            let owner = by_owner(n, w_out, w_in, self.split_from.0);
+            let owner = by_owner(n, w_out, w_in);
             if by_batch(n, w_out, w_in, self.split_from.0) {
                 // Each thread its batch rows; then Wₗ ← Wₗ − lr·(sum of the two parts).
                 let act = (l > 0).then(|| mlp.layers[l - 1].activation);
@@ -618,7 +618,7 @@ mod tests {
             (&[300, 250, 230, 10][..], false, Activation::Sigmoid, 40),
             (&[300, 256, 256, 10][..], true, Activation::Tanh, 28),
         ] {
-            let owned = |w: &[usize]| two.install(|| by_owner(n, w[1], w[0], SplitFrom::default().0));
+            let owned = |w: &[usize]| two.install(|| by_owner(n, w[1], w[0]));
             assert!(owned(&sizes[0..2]), "{sizes:?} n={n}: the input layer is split by owner");
             assert_eq!(owned(&sizes[1..3]), n >= 31, "{sizes:?} n={n}");
             let m0 = MlpBuilder::new(sizes).activation(act).bias(bias).seed(3).build::<T>().unwrap();

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::mlp::Mlp;
-use super::split::{gemm_rows2, middle, side_by_side};
+use super::split::{forward_by_batch_rows, gemm_rows2, middle};
 use super::workspace::{Workspace, view, view_mut};
 use crate::tensor::{gemm_into, vmath};
 use crate::{Error, Result, Scalar};
@@ -187,7 +187,7 @@ impl<T: Scalar> Workspace<T> {
             let target: &mut [T] = if l == last { &mut self.logits } else { &mut rest[0] };
             let bias = layer.bias.as_ref().and_then(|b| b.as_slice());
             let z = view_mut(target, n, w);
-            if side_by_side(2 * n * w * layer.inputs(), self.split_from.0) {
+            if forward_by_batch_rows(n, w, 2 * n * w * layer.inputs(), self.split_from.0) {
                 // z = a Wᵀ in two row halves side by side, each followed by its bias and
                 // activation while in cache (784-256-256-10 at batch 1024, f32, the first
                 // layer's product: 1.90–2.04 ms on faer's 2 threads, 1.62–1.68 ms in halves).
