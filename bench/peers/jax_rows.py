@@ -58,7 +58,7 @@ def notebook(kind: str, n: int):
     return (lambda: ready(g(w, x, y))), {}
 
 
-# ---- MLP 784-256-256-10, ReLU, biases, softmax cross-entropy, SGD --------------------------
+# ---- MLPs (784-256-256-10 unless `sizes`), ReLU, biases, softmax cross-entropy, SGD ---------
 def mlp_loss(params, x, y):
     h = x
     for i, (w, b) in enumerate(params):
@@ -69,13 +69,13 @@ def mlp_loss(params, x, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def mlp(kind: str, dt: str, batch: int):
+def mlp(kind: str, dt: str, batch: int, sizes=None):
     dtype = DT[dt]
-    s = R.MLP_SIZES
+    s = sizes or R.MLP_SIZES
     params = [(a(w, dtype), a(b, dtype)) for w, b in common.mlp_params(s, SEED_W)]
     x = a(common.symmetric_uniform(SEED_X, (batch, s[0])), dtype)
     y = jnp.asarray(common.class_labels(SEED_Y, batch, s[-1]))
-    extra = {"flop": R.mlp_flop(kind, batch)}
+    extra = {"flop": R.mlp_flop(kind, batch, s)}
     if kind == "fwd":
         f = jax.jit(mlp_loss)
         return (lambda: ready(f(params, x, y))), extra
@@ -126,8 +126,8 @@ def sigmoid_mlp(sizes, n_samples):
     return flat0, loss_flat
 
 
-def curv_grad():
-    w0, f = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+def curv_grad(sizes=R.CURV_SIZES, samples=R.CURV_SAMPLES):
+    w0, f = sigmoid_mlp(sizes, samples)
     g = jax.jit(jax.grad(f))
     return (lambda: ready(g(w0))), {"n_params": int(w0.size)}
 
@@ -137,8 +137,8 @@ def hvp_of(f):
     return jax.jit(lambda w, v: jax.jvp(jax.grad(f), (w,), (v,))[1])
 
 
-def curv_hvp():
-    w0, f = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+def curv_hvp(sizes=R.CURV_SIZES, samples=R.CURV_SAMPLES):
+    w0, f = sigmoid_mlp(sizes, samples)
     v = a(common.symmetric_uniform(common.SEED_V, (w0.size,)))
     h = hvp_of(f)
     return (lambda: ready(h(w0, v))), {"n_params": int(w0.size)}
@@ -201,6 +201,12 @@ def gemm(dt: str, n: int):
     return (lambda: ready(f(x, y))), {"flop": R.gemm_flop(n)}
 
 
+def shape_row(kind: str, dt: str, batch: int, sizes):
+    if kind == "step":
+        return mlp("step", dt, batch, sizes)
+    return (curv_grad if kind == "grad" else curv_hvp)(sizes, batch)
+
+
 def rows():
     out = {
         "nb_fwd_1": lambda: notebook("fwd", 1),
@@ -217,6 +223,8 @@ def rows():
     }
     for r in R.mlp_rows():
         out[r] = (lambda r: lambda: mlp(*R.parse_mlp(r)))(r)
+    for r in R.SHAPES:
+        out[r] = (lambda r: lambda: shape_row(*R.parse_shape(r)))(r)
     for r in R.gemm_rows():
         _, d, n = r.split("_")
         out[r] = (lambda d, n: lambda: gemm(d, n))(d, int(n))

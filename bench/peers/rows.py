@@ -36,11 +36,31 @@ CURVATURE = [
 ]
 
 
+# Other shapes than the issue's: a short batch through a wide layer, a wide input, a long batch
+# through a deep narrow net (ReLU, biases, softmax cross-entropy, SGD, like the MLP rows); the
+# gradient and HVP of a sigmoid net on a batch shorter than its layers are wide (like the
+# curvature rows). Each id spells its shape: kind, dtype, batch, widths.
+SHAPES = [
+    "shape_step_f32_b32_1024-4096-10",
+    "shape_step_f64_b32_1024-4096-10",
+    "shape_step_f32_b128_3072-1024-512-10",
+    "shape_step_f64_b512_64-128-128-128-4",
+    "shape_grad_f64_b32_1024-2048-10",
+    "shape_hvp_f64_b32_1024-2048-10",
+]
+
+
+def parse_shape(row: str):
+    """'shape_step_f32_b32_1024-4096-10' -> ('step', 'f32', 32, [1024, 4096, 10])."""
+    _, kind, dt, b, sizes = row.split("_")
+    return kind, dt, int(b[1:]), [int(s) for s in sizes.split("-")]
+
+
 def gemm_rows():
     return [f"gemm_{d}_{n}" for d in DTYPES for n in GEMM_NS]
 
 
-ALL = NOTEBOOK + mlp_rows() + CURVATURE + gemm_rows()
+ALL = NOTEBOOK + mlp_rows() + CURVATURE + SHAPES + gemm_rows()
 
 
 def parse_mlp(row: str):
@@ -49,10 +69,11 @@ def parse_mlp(row: str):
     return kind, dt, int(b[1:])
 
 
-def mlp_flop(kind: str, batch: int) -> float:
-    """GEMM flop of the 784-256-256-10 MLP: forward 2·B·Σ in·out; backward the weight
-    gradients (2·B·in·out each) and the input gradients of every layer but the first."""
-    pairs = list(zip(MLP_SIZES[:-1], MLP_SIZES[1:]))
+def mlp_flop(kind: str, batch: int, sizes=None) -> float:
+    """GEMM flop of an MLP (784-256-256-10 unless `sizes`): forward 2·B·Σ in·out; backward the
+    weight gradients (2·B·in·out each) and the input gradients of every layer but the first."""
+    sizes = sizes or MLP_SIZES
+    pairs = list(zip(sizes[:-1], sizes[1:]))
     fwd = sum(2 * batch * i * o for i, o in pairs)
     if kind == "fwd":
         return float(fwd)
@@ -85,6 +106,14 @@ for _r in mlp_rows():
         "fwdbwd": "MLP 784-256-256-10 {d} batch {b}, forward+backward",
         "step": "MLP 784-256-256-10 {d} batch {b}, SGD training step",
     }[_k].format(d=_d, b=_b)
+for _r in SHAPES:
+    _k, _d, _b, _s = parse_shape(_r)
+    _w = "-".join(map(str, _s))
+    DESCRIPTION[_r] = {
+        "step": f"MLP {_w} {_d} batch {_b}, SGD training step",
+        "grad": f"gradient, {_w} sigmoid {_d}, {_b} samples",
+        "hvp": f"HVP, {_w} sigmoid {_d}, {_b} samples",
+    }[_k]
 for _r in gemm_rows():
     _, _d, _n = _r.split("_")
     DESCRIPTION[_r] = f"GEMM {_n}×{_n}·{_n}×{_n} {_d}"

@@ -56,17 +56,14 @@ def notebook(kind: str, n: int):
     return fn, {}
 
 
-# ---- MLP 784-256-256-10, ReLU, biases, softmax cross-entropy, SGD --------------------------
-def mlp(kind: str, dt: str, batch: int):
+# ---- MLPs (784-256-256-10 unless `sizes`), ReLU, biases, softmax cross-entropy, SGD ---------
+def mlp(kind: str, dt: str, batch: int, sizes=None):
     dtype = DT[dt]
-    s = R.MLP_SIZES
-    model = torch.nn.Sequential(
-        torch.nn.Linear(s[0], s[1]),
-        torch.nn.ReLU(),
-        torch.nn.Linear(s[1], s[2]),
-        torch.nn.ReLU(),
-        torch.nn.Linear(s[2], s[3]),
-    ).to(dtype)
+    s = sizes or R.MLP_SIZES
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(s[:-1], s[1:])):
+        layers += [torch.nn.Linear(fan_in, fan_out)] + ([torch.nn.ReLU()] if i < len(s) - 2 else [])
+    model = torch.nn.Sequential(*layers).to(dtype)
     with torch.no_grad():
         linears = [m for m in model if isinstance(m, torch.nn.Linear)]
         for lin, (w, b) in zip(linears, common.mlp_params(s, SEED_W)):
@@ -96,7 +93,7 @@ def mlp(kind: str, dt: str, batch: int):
             opt.step()
             return loss
 
-    return fn, {"flop": R.mlp_flop(kind, batch)}
+    return fn, {"flop": R.mlp_flop(kind, batch, s)}
 
 
 # ---- curvature: sigmoid MLPs, ½·mean(ŷ−y)², derivatives w.r.t. the weights only ------------
@@ -127,13 +124,13 @@ def sigmoid_mlp(sizes, n_samples):
     return ws, loss_of, loss_flat
 
 
-def curv_grad():
-    ws, loss_of, _ = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+def curv_grad(sizes=R.CURV_SIZES, samples=R.CURV_SAMPLES):
+    ws, loss_of, _ = sigmoid_mlp(sizes, samples)
     return (lambda: torch.autograd.grad(loss_of(ws), ws)), {"n_params": sum(w.numel() for w in ws)}
 
 
-def curv_hvp():
-    ws, loss_of, _ = sigmoid_mlp(R.CURV_SIZES, R.CURV_SAMPLES)
+def curv_hvp(sizes=R.CURV_SIZES, samples=R.CURV_SAMPLES):
+    ws, loss_of, _ = sigmoid_mlp(sizes, samples)
     n = sum(w.numel() for w in ws)
     v_flat = t(common.symmetric_uniform(common.SEED_V, (n,)))
     vs = list(torch.split(v_flat, [w.numel() for w in ws]))
@@ -210,6 +207,12 @@ def gemm(dt: str, n: int):
     return (lambda: torch.matmul(a, b, out=c)), {"flop": R.gemm_flop(n)}
 
 
+def shape_row(kind: str, dt: str, batch: int, sizes):
+    if kind == "step":
+        return mlp("step", dt, batch, sizes)
+    return (curv_grad if kind == "grad" else curv_hvp)(sizes, batch)
+
+
 def rows():
     out = {
         "nb_fwd_1": lambda: notebook("fwd", 1),
@@ -226,6 +229,8 @@ def rows():
     }
     for r in R.mlp_rows():
         out[r] = (lambda r: lambda: mlp(*R.parse_mlp(r)))(r)
+    for r in R.SHAPES:
+        out[r] = (lambda r: lambda: shape_row(*R.parse_shape(r)))(r)
     for r in R.gemm_rows():
         _, d, n = r.split("_")
         out[r] = (lambda d, n: lambda: gemm(d, n))(d, int(n))

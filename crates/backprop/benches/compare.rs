@@ -178,8 +178,8 @@ const BATCHES: [usize; 3] = [32, 128, 1024];
 const GEMM_NS: [usize; 4] = [256, 512, 1024, 2048];
 const EIGH_N: usize = 2000;
 
-fn mlp_flop(kind: &str, batch: usize) -> f64 {
-    let pairs: Vec<(usize, usize)> = MLP_SIZES.windows(2).map(|w| (w[0], w[1])).collect();
+fn mlp_flop(kind: &str, batch: usize, sizes: &[usize]) -> f64 {
+    let pairs: Vec<(usize, usize)> = sizes.windows(2).map(|w| (w[0], w[1])).collect();
     let fwd: usize = pairs.iter().map(|(i, o)| 2 * batch * i * o).sum();
     if kind == "fwd" {
         return fwd as f64;
@@ -271,17 +271,17 @@ const MLP_LR: f64 = 0.01;
 /// 784-256-256-10, ReLU, biases, softmax cross-entropy; the public per-step API a training loop
 /// uses: `Workspace::loss`, `Workspace::loss_and_grad`, `Optimizer::train_step` (SGD: the
 /// loss, the gradient and the update, fused into the gradient GEMMs).
-fn mlp_row<T: Scalar>(kind: &'static str, batch: usize) -> Result<Prepared, String> {
-    let mut model = mlp_model::<T>(&MLP_SIZES, Activation::Relu, Activation::Identity);
-    let x = symmetric_uniform::<T>(SEED_X, batch, MLP_SIZES[0], 1.0);
-    let labels = class_labels(SEED_Y, batch, MLP_SIZES[3]);
+fn mlp_row<T: Scalar>(kind: &'static str, batch: usize, sizes: &[usize]) -> Result<Prepared, String> {
+    let mut model = mlp_model::<T>(sizes, Activation::Relu, Activation::Identity);
+    let x = symmetric_uniform::<T>(SEED_X, batch, sizes[0], 1.0);
+    let labels = class_labels(SEED_Y, batch, sizes[sizes.len() - 1]);
     let y = Array2::from_shape_fn((batch, 1), |(i, _)| T::of(labels[i] as f64));
     let mut ws = Workspace::new(&model, batch);
     let mut grads = Grads::zeros_like(&model);
     let mut opt = Optimizer::new(OptimizerConfig::sgd(MLP_LR), Penalty::default(), &model)
         .map_err(|e| e.to_string())?;
     let loss = Loss::CrossEntropy;
-    let extra = json!({"flop": mlp_flop(kind, batch)});
+    let extra = json!({"flop": mlp_flop(kind, batch, sizes)});
     match kind {
         "fwd" => prepared(
             move || {
@@ -304,6 +304,16 @@ fn mlp_row<T: Scalar>(kind: &'static str, batch: usize) -> Result<Prepared, Stri
     }
 }
 
+/// Other shapes (`peers/rows.py` SHAPES): ids spell kind, dtype, batch and widths.
+const SHAPES: [&str; 6] = [
+    "shape_step_f32_b32_1024-4096-10",
+    "shape_step_f64_b32_1024-4096-10",
+    "shape_step_f32_b128_3072-1024-512-10",
+    "shape_step_f64_b512_64-128-128-128-4",
+    "shape_grad_f64_b32_1024-2048-10",
+    "shape_hvp_f64_b32_1024-2048-10",
+];
+
 const CURV_SIZES: [usize; 4] = [150, 256, 256, 1];
 const CURV_SAMPLES: usize = 1000;
 const HESS_SIZES: [usize; 4] = [20, 50, 20, 1];
@@ -320,6 +330,25 @@ fn sigmoid_objective(sizes: &[usize], samples: usize) -> Result<(MlpObjective, A
 }
 
 fn curvature_row(kind: &'static str) -> Result<Prepared, String> {
+    curvature_row_on(kind, &CURV_SIZES, CURV_SAMPLES)
+}
+
+/// The rows of `peers/rows.py`'s SHAPES list: "shape_{step|grad|hvp}_{dtype}_b{batch}_{widths}".
+fn shape_row(id: &str) -> Result<Prepared, String> {
+    let parts: Vec<&str> = id.split('_').collect();
+    let [_, kind, dt, batch, widths] = parts[..] else { return Err(format!("malformed shape row {id}")) };
+    let batch: usize = batch.trim_start_matches('b').parse().map_err(|_| format!("batch of {id}"))?;
+    let sizes: Vec<usize> =
+        widths.split('-').map(str::parse).collect::<Result<_, _>>().map_err(|_| format!("widths of {id}"))?;
+    match (kind, dt) {
+        ("step", "f32") => mlp_row::<f32>("step", batch, &sizes),
+        ("step", _) => mlp_row::<f64>("step", batch, &sizes),
+        ("grad", _) => curvature_row_on("grad", &sizes, batch),
+        _ => curvature_row_on("hvp", &sizes, batch),
+    }
+}
+
+fn curvature_row_on(kind: &'static str, sizes: &[usize], samples: usize) -> Result<Prepared, String> {
     let (obj, w0) = match kind {
         "hess_nb" => {
             let model = Mlp {
@@ -336,7 +365,7 @@ fn curvature_row(kind: &'static str) -> Result<Prepared, String> {
             (obj, w0)
         }
         "hess_20_50_20_1" => sigmoid_objective(&HESS_SIZES, HESS_SAMPLES)?,
-        _ => sigmoid_objective(&CURV_SIZES, CURV_SAMPLES)?,
+        _ => sigmoid_objective(sizes, samples)?,
     };
     let n = obj.dim();
     let extra = json!({"n_params": n});
@@ -413,9 +442,9 @@ fn rows() -> Vec<(String, Setup)> {
         for b in BATCHES {
             for kind in ["fwd", "fwdbwd", "step"] {
                 let setup: Setup = if dt == "f32" {
-                    Box::new(move || mlp_row::<f32>(kind, b))
+                    Box::new(move || mlp_row::<f32>(kind, b, &MLP_SIZES))
                 } else {
-                    Box::new(move || mlp_row::<f64>(kind, b))
+                    Box::new(move || mlp_row::<f64>(kind, b, &MLP_SIZES))
                 };
                 out.push((format!("mlp_{kind}_{dt}_b{b}"), setup));
             }
@@ -428,6 +457,9 @@ fn rows() -> Vec<(String, Setup)> {
     out.push(("hess_20_50_20_1".into(), Box::new(|| curvature_row("hess_20_50_20_1"))));
     out.push(("lanczos10_150_256_256_1".into(), Box::new(|| curvature_row("lanczos"))));
     out.push(("eigh_2000".into(), Box::new(eigh_row)));
+    for id in SHAPES {
+        out.push((id.into(), Box::new(move || shape_row(id))));
+    }
     for dt in ["f32", "f64"] {
         for n in GEMM_NS {
             let setup: Setup = if dt == "f32" {
