@@ -170,45 +170,46 @@ impl Loss {
             }
             Loss::CrossEntropy => {
                 let s = T::of(1.0 / nf);
-                // e^(ŷ−m) below the smallest normal number counts as 0: subnormal arithmetic is
-                // slow on x86 and these terms cannot change the sum.
+                // e^(ŷ−m) ≤ 1 by the branch-free exp, vectorised and summed in lanes, on both
+                // paths (the same sum for the loss alone and with δ). Terms below the smallest
+                // normal number count as 0: subnormal arithmetic is slow on x86 and they cannot
+                // change the sum. (784-…-1000 at batch 1024: libm's expf and one chain of
+                // dependent additions were 13 % of a training step.)
                 let floor = T::min_positive_value().ln();
-                let exp = |v: T| if v < floor { T::zero() } else { v.exp() };
                 for i in 0..n {
                     let row = &out[i * t..(i + 1) * t];
                     let c = y[[i, 0]].f64() as usize;
                     let m = row.iter().fold(T::neg_infinity(), |a, &b| a.max(b));
+                    let term = |v: T| {
+                        let x = v - m;
+                        let e = x.exp_nonpositive();
+                        if x < floor { T::zero() } else { e }
+                    };
                     // ℓ = logsumexp(ŷ) − ŷ_c = m + ln Σ e^(ŷ−m) − ŷ_c
-                    match delta.as_deref_mut() {
+                    let e = match delta.as_deref_mut() {
                         Some(d) => {
                             let d = &mut d[i * t..(i + 1) * t];
-                            // Vectorised: e^(ŷ−m) by the branch-free exp (ŷ − m ≤ 0), summed in
-                            // lanes (784-…-1000 at batch 1024: libm's expf and one chain of
-                            // dependent additions were 13 % of a training step).
                             let e = vectorized(
                                 #[inline(always)]
                                 || {
-                                    for (dj, &v) in d.iter_mut().zip(row) {
-                                        let x = v - m;
-                                        let ex = x.exp_nonpositive();
-                                        *dj = if x < floor { T::zero() } else { ex };
-                                    }
-                                    lane_sum(d)
+                                    d.iter_mut().zip(row).for_each(|(dj, &v)| *dj = term(v));
+                                    lane_sum(d, |v| v)
                                 },
                             );
-                            sum += m.f64() + e.f64().ln() - row[c].f64();
                             // δ = (softmax − e_c) f'(z) / n
                             let scale = s / e;
                             for (j, (dj, &v)) in d.iter_mut().zip(row).enumerate() {
                                 let g = if j == c { *dj - e } else { *dj };
                                 *dj = g * scale * activation.derivative_from_output(v);
                             }
+                            e
                         }
-                        None => {
-                            let e: T = row.iter().map(|&v| exp(v - m)).fold(T::zero(), |a, b| a + b);
-                            sum += m.f64() + e.f64().ln() - row[c].f64();
-                        }
-                    }
+                        None => vectorized(
+                            #[inline(always)]
+                            || lane_sum(row, term),
+                        ),
+                    };
+                    sum += m.f64() + e.f64().ln() - row[c].f64();
                 }
                 sum / nf
             }
@@ -216,16 +217,17 @@ impl Loss {
     }
 }
 
-/// Σ x in 16 lanes (positions k, k + 16, … in lane k mod 16), then the lanes in order: a
-/// fixed order that vectorises, where one running sum is a chain of dependent additions.
+/// Σ f(x) in 16 lanes (position k into lane k mod 16), then the lanes and the remainder in
+/// order: a fixed order that vectorises, where one running sum is a chain of dependent
+/// additions.
 #[inline(always)]
-fn lane_sum<T: Scalar>(x: &[T]) -> T {
+fn lane_sum<T: Scalar>(x: &[T], f: impl Fn(T) -> T) -> T {
     let (chunks, rest) = x.as_chunks::<16>();
     let lanes = chunks.iter().fold([T::zero(); 16], |mut l, c| {
-        l.iter_mut().zip(c).for_each(|(l, &c)| *l += c);
+        l.iter_mut().zip(c).for_each(|(l, &c)| *l += f(c));
         l
     });
-    lanes.iter().chain(rest).fold(T::zero(), |a, &b| a + b)
+    lanes.into_iter().chain(rest.iter().map(|&v| f(v))).fold(T::zero(), |a, b| a + b)
 }
 
 impl fmt::Display for Loss {
@@ -275,6 +277,7 @@ mod tests {
         }
         assert!((loss - want).abs() <= tol * want.abs(), "{loss} vs {want}");
         assert!((plain - want).abs() <= tol * want.abs(), "{plain} vs {want}");
+        assert_eq!(plain, loss, "the loss alone and with δ are the same sum");
     }
 
     #[test]
@@ -287,7 +290,7 @@ mod tests {
     fn lane_sums_add_every_entry() {
         for len in [0, 1, 15, 16, 17, 40] {
             let x: Vec<f64> = (0..len).map(|k| k as f64 + 0.5).collect();
-            assert_eq!(lane_sum(&x), x.iter().sum::<f64>(), "{len}");
+            assert_eq!(lane_sum(&x, |v| v), x.iter().sum::<f64>(), "{len}");
         }
     }
 }
