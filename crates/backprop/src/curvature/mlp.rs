@@ -40,8 +40,9 @@ const BATCH_ELEMENTS: usize = 1 << 21;
 /// Elements of the per-tangent matrix M of the dense Hessian's GEMMs (~2 MB: stays in cache).
 const M_ELEMENTS: usize = 1 << 18;
 
-/// Parameter vectors from this length on are checked for NaN and ±∞ on two threads.
-const PARALLEL_CHECK: usize = 1 << 19;
+/// Parameter-length vectors from this length on are read (the check for NaN and ±∞) or written
+/// (a result's zeros, [`zeroed`]) as two halves side by side: memory-bound passes.
+const LONG_VECTOR: usize = 1 << 19;
 
 /// Passes with at least this many sample·parameter pairs (n·dim; a gradient is ~6·n·dim flop)
 /// run as two sample halves side by side (see [`MlpObjective::split`]).
@@ -241,7 +242,7 @@ impl MlpObjective {
         }
         let finite = match w.as_slice() {
             // A memory-bound read (17 MB for 2·10⁶ weights): both cores' bandwidth.
-            Some(ws) if ws.len() >= PARALLEL_CHECK && rayon::current_num_threads() > 1 => {
+            Some(ws) if ws.len() >= LONG_VECTOR && rayon::current_num_threads() > 1 => {
                 let (a, b) = ws.split_at(ws.len() / 2);
                 let (fa, fb) = crate::parallel::join(|| all_finite(a), || all_finite(b));
                 fa && fb
@@ -578,7 +579,7 @@ fn all_finite(x: &[f64]) -> bool {
 /// `len` zeros, written on two threads when long: a fresh gradient of 2·10⁶ weights is a
 /// memory-bound 17 MB pass (`perf`: the single-thread memset was 6 % of the gradient).
 fn zeroed(len: usize) -> Vec<f64> {
-    if len < PARALLEL_CHECK || rayon::current_num_threads() < 2 {
+    if len < LONG_VECTOR || rayon::current_num_threads() < 2 {
         return vec![0.0; len];
     }
     let mut v = Vec::with_capacity(len);
@@ -2139,11 +2140,11 @@ mod tests {
 
     #[test]
     fn long_parameter_vectors_are_checked_and_zeroed_on_two_threads() {
-        // Past PARALLEL_CHECK the two halves are checked on two threads.
+        // Past LONG_VECTOR the two halves are checked on two threads.
         let m = random_mlp(&[1024, 512, 2], &[Tanh, Identity], false, 5);
         let (x, y) = (random_matrix(1, 1024, 6), random_matrix(1, 2, 7));
         let obj = MlpObjective::new(&m, x.view(), y.view(), Loss::Mse).unwrap();
-        assert!(obj.dim() >= PARALLEL_CHECK);
+        assert!(obj.dim() >= LONG_VECTOR);
         let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for at in [3, obj.dim() / 2 + 3, obj.dim() - 1] {
             for bad in [f64::NAN, f64::NEG_INFINITY] {
@@ -2165,7 +2166,7 @@ mod tests {
         assert!((l2 - l1).abs() <= 1e-12 && (&g2 - &g1).iter().all(|d| d.abs() <= 1e-12));
         let (h2, h1) = (h2.unwrap(), h1.unwrap());
         assert!((&h2 - &h1).iter().all(|d| d.abs() <= 1e-12), "HVP on two threads vs one");
-        assert!(zeroed(PARALLEL_CHECK + 3).iter().all(|&z| z == 0.0));
-        assert_eq!(two.install(|| zeroed(PARALLEL_CHECK + 3)), vec![0.0; PARALLEL_CHECK + 3]);
+        assert!(zeroed(LONG_VECTOR + 3).iter().all(|&z| z == 0.0));
+        assert_eq!(two.install(|| zeroed(LONG_VECTOR + 3)), vec![0.0; LONG_VECTOR + 3]);
     }
 }
