@@ -135,6 +135,21 @@ fn training_learns_and_seed_controls_shuffling() {
 }
 
 #[test]
+fn column_major_data_trains_exactly_as_its_row_major_copy() {
+    // Minibatches are gathered by rows; a column-major x (a transposed view or a Fortran-order
+    // array) goes through a row-major copy, which must not change a bit of the run.
+    let (x, y) = blobs::<f64>(90);
+    let fortran = x.t().as_standard_layout().into_owned().reversed_axes();
+    assert!(!fortran.is_standard_layout() && fortran == x);
+    let trainer = Trainer::new(Loss::CrossEntropy, OptimizerConfig::sgd(0.1)).batch_size(8).epochs(3).seed(2);
+    let mut a = TrainState::new(classifier::<f64>(4), &trainer).unwrap();
+    trainer.fit(&mut a, x.view(), y.view(), None, &mut []).unwrap();
+    let mut b = TrainState::new(classifier::<f64>(4), &trainer).unwrap();
+    trainer.fit(&mut b, fortran.view(), y.view(), None, &mut []).unwrap();
+    assert_bit_identical(&a, &b);
+}
+
+#[test]
 fn divergence_is_an_error_and_keeps_the_last_good_state() {
     let (x, _) = blobs::<f64>(30);
     let y = x.column(0).mapv(|v| v * 1e3).insert_axis(ndarray::Axis(1));

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::Dataset;
 use super::csv::read_csv_str;
+use super::dataset::columns;
 use super::options::{LoadOptions, TargetKind, Targets};
 use crate::{Error, Result, Scalar};
 
@@ -150,8 +151,8 @@ impl Builtin {
                 }
                 let keep: Vec<usize> = (0..full.n_features()).filter(|c| !cols.contains(c)).collect();
                 Dataset::new(
-                    full.x.select(ndarray::Axis(1), &keep),
-                    full.x.select(ndarray::Axis(1), &cols),
+                    columns(full.x.view(), &keep, |v| v)?,
+                    columns(full.x.view(), &cols, |v| v)?,
                     keep.iter().map(|&c| full.feature_names[c].clone()).collect(),
                     names.clone(),
                     None,
@@ -203,6 +204,8 @@ mod tests {
         assert_eq!(d.feature_names, ["sepal_length_cm", "sepal_width_cm", "petal_length_cm"]);
         assert!(d.classes.is_none());
         assert_eq!(d.y[[0, 0]], 0.2);
+        assert_eq!(d.x.row(0).to_vec(), [5.1, 3.5, 1.4]);
+        assert!(d.x.is_standard_layout());
         let e = builtin("iris")
             .unwrap()
             .load::<f64>(&LoadOptions::new().targets(["species", "ash"]))

@@ -4,6 +4,25 @@ use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2, s};
 
 use crate::{Error, Result, Scalar};
 
+/// The columns `cols` of `m`, each value mapped by `f`, as a row-major array whatever `m`'s
+/// layout. Minibatches are gathered by rows; ndarray's `select` along columns (or a Fortran-order
+/// file) gives a column-major array whose rows are strided, so every gathered value would be
+/// another cache miss (measured: gathering 60,000×784 batches took as long as the steps).
+pub(crate) fn columns<A: Copy, B>(
+    m: ArrayView2<'_, A>,
+    cols: &[usize],
+    f: impl Fn(A) -> B,
+) -> Result<Array2<B>> {
+    if let Some(&c) = cols.iter().find(|&&c| c >= m.ncols()) {
+        return Err(Error::shape("columns", format!("column {c} of a matrix with {} columns", m.ncols())));
+    }
+    let mut out = Vec::with_capacity(m.nrows() * cols.len());
+    for row in m.rows() {
+        out.extend(cols.iter().map(|&c| f(row[c])));
+    }
+    Array2::from_shape_vec((m.nrows(), cols.len()), out).map_err(|e| Error::shape("columns", e.to_string()))
+}
+
 /// Samples as rows: features `x` (n×d) and targets `y` (n×t).
 ///
 /// Class targets follow one convention everywhere: **one** column of class indices stored as

@@ -11,6 +11,7 @@ use ndarray::{Array2, ArrayD, Ix2};
 use ndarray_npy::{NpzReader, ReadNpyError, ReadNpyExt, ReadNpzError};
 
 use super::Dataset;
+use super::dataset::columns;
 use super::labels::encode_classes;
 use super::options::{LoadOptions, TargetKind, Targets};
 use crate::{Error, Result, Scalar};
@@ -113,15 +114,23 @@ fn check_finite(path: &Path, name: &str, m: &Array2<f64>) -> Result<()> {
     Ok(())
 }
 
-fn to_t<T: Scalar>(path: &Path, name: &str, m: &Array2<f64>) -> Result<Array2<T>> {
-    let out = m.mapv(T::of);
-    if let Some(((r, c), v)) = m.indexed_iter().find(|(idx, _)| !out[*idx].is_finite()) {
+/// The columns `cols` of the file's array `m` as `T`, row-major; a value that overflows `T` is
+/// an error naming its row and column in the file.
+fn to_t<T: Scalar>(path: &Path, name: &str, m: &Array2<f64>, cols: &[usize]) -> Result<Array2<T>> {
+    let out = columns(m.view(), cols, T::of)?;
+    if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        let (r, c) = (i / cols.len(), cols[i % cols.len()]);
         return Err(Error::non_finite(
             format!("{} array `{name}`", path.display()),
-            format!("row {r}, column {c} (0-based) = {v} overflows {}", T::DTYPE),
+            format!("row {r}, column {c} (0-based) = {} overflows {}", m[[r, c]], T::DTYPE),
         ));
     }
     Ok(out)
+}
+
+/// Every column index of `m`.
+fn all(m: &Array2<f64>) -> Vec<usize> {
+    (0..m.ncols()).collect()
 }
 
 /// Targets from the `y` values: numbers, or class labels (integer dtypes in auto mode).
@@ -198,13 +207,14 @@ pub fn read_npy<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result
     if m.nrows() == 0 {
         return Err(format_err(path, "the array has no rows"));
     }
-    let x = m.select(ndarray::Axis(1), &feature_cols);
+    let x = to_t(path, "array", &m, &feature_cols)?;
     let y = m.select(ndarray::Axis(1), &target_cols);
+    drop(m);
     let (y, classes) =
         if target_cols.is_empty() { (y, None) } else { encode_targets(path, y, integer, opts)? };
     Dataset::new(
-        to_t(path, "array", &x)?,
-        to_t(path, "array", &y)?,
+        x,
+        to_t(path, "array", &y, &all(&y))?,
         feature_cols.iter().map(|&c| names[c].clone()).collect(),
         target_cols.iter().map(|&c| names[c].clone()).collect(),
         classes,
@@ -278,8 +288,8 @@ pub fn read_npz<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result
         }
     };
     Dataset::new(
-        to_t(path, "x", &x)?,
-        to_t(path, "y", &y)?,
+        to_t(path, "x", &x, &all(&x))?,
+        to_t(path, "y", &y, &all(&y))?,
         (0..x.ncols()).map(|c| format!("x{c}")).collect(),
         target_names,
         classes,
@@ -364,6 +374,9 @@ mod tests {
         assert_eq!(d.feature_names, ["0", "1"]);
         let d = read_npy::<f64>(&p, &LoadOptions::new().target("0")).unwrap();
         assert_eq!(d.y, array![[1.], [4.]]);
+        assert_eq!(d.x, array![[2., 3.], [5., 6.]]);
+        // Row-major, so that minibatches are gathered from contiguous rows.
+        assert!(d.x.is_standard_layout() && d.y.is_standard_layout());
         let d = read_npy::<f32>(&p, &LoadOptions::new().no_targets()).unwrap();
         assert_eq!(d.x.dim(), (2, 3));
         assert!(read_npy::<f64>(&p, &LoadOptions::new().target("7")).is_err());
@@ -388,10 +401,9 @@ mod tests {
         );
         let le: Vec<u8> = [1.0f64, 3.0, 2.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let p = t.file("f.npy", &raw_npy("<f8", "(2, 2)", true, &le));
-        assert_eq!(
-            read_npy::<f64>(&p, &LoadOptions::new().no_targets()).unwrap().x,
-            array![[1., 2.], [3., 4.]]
-        );
+        let x = read_npy::<f64>(&p, &LoadOptions::new().no_targets()).unwrap().x;
+        assert_eq!(x, array![[1., 2.], [3., 4.]]);
+        assert!(x.is_standard_layout());
     }
 
     #[test]

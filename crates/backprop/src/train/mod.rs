@@ -25,7 +25,7 @@ pub mod checkpoint;
 mod history;
 mod observer;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, CowArray};
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 
@@ -272,6 +272,15 @@ impl Trainer {
         let n = x.nrows();
         let batch = self.effective_batch(n);
         let full_batch = batch >= n;
+        // Minibatches are gathered row by row. From a column-major x (a transposed view, a
+        // Fortran-order array) every gathered value is another cache miss: such data is copied
+        // into row-major order once.
+        let (x, y) = if full_batch {
+            (CowArray::from(x), CowArray::from(y))
+        } else {
+            (x.as_standard_layout(), y.as_standard_layout())
+        };
+        let (x, y) = (x.view(), y.view());
         let shuffle = cfg.shuffle && !full_batch;
         let mut ws = Workspace::new(&state.model, batch);
         let mut val_ws = Workspace::new(&state.model, validation.map_or(0, |(xv, _)| xv.nrows().min(1024)));
