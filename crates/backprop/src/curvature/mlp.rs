@@ -31,7 +31,7 @@ use crate::nn::forward::{PARALLEL_ELEMS, bias_activation};
 use crate::nn::{Activation, Loss, Mlp, ParamSelection};
 use crate::notebook::stable_sigmoid;
 use crate::tensor::vmath::vectorized;
-use crate::tensor::{gemm_into, gemm_into_seq, transpose_into};
+use crate::tensor::{all_finite, gemm_into, gemm_into_seq, transpose_into};
 use crate::{Error, Result, Scalar};
 
 /// Elements per R-buffer (n·k·width) when directions are batched: bounds memory (~16 MB each).
@@ -560,20 +560,6 @@ fn softmax(o: ArrayView2<'_, f64>) -> Array2<f64> {
 struct Params<'p> {
     weight: Vec<ArrayView2<'p, f64>>,
     bias: Vec<Option<ArrayView1<'p, f64>>>,
-}
-
-/// Whether every element is finite: x·0 is 0 for finite x and NaN otherwise, summed in eight
-/// lanes so the loop vectorises (a short-circuiting search does not).
-fn all_finite(x: &[f64]) -> bool {
-    let mut acc = [0.0f64; 8];
-    let chunks = x.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += c[k] * 0.0;
-        }
-    }
-    acc.iter().chain(rest).all(|v| v.is_finite())
 }
 
 /// `len` zeros, written on two threads when long: a fresh gradient of 2·10⁶ weights is a
@@ -1990,19 +1976,6 @@ mod tests {
                 assert_eq!(halves.hvp(w.view(), v.view()).unwrap(), halves.hvp(w.view(), v.view()).unwrap());
             }
         });
-    }
-
-    #[test]
-    fn finiteness_helper() {
-        let mut x = vec![1.0; 37];
-        assert!(all_finite(&x));
-        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            for i in [0, 31, 36] {
-                x[i] = bad;
-                assert!(!all_finite(&x));
-                x[i] = 1.0;
-            }
-        }
     }
 
     #[test]

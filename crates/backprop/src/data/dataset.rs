@@ -18,7 +18,10 @@ pub(crate) fn columns<A: Copy, B>(
     }
     let mut out = Vec::with_capacity(m.nrows() * cols.len());
     for row in m.rows() {
-        out.extend(cols.iter().map(|&c| f(row[c])));
+        match row.as_slice() {
+            Some(r) => out.extend(cols.iter().map(|&c| f(r[c]))),
+            None => out.extend(cols.iter().map(|&c| f(row[c]))),
+        }
     }
     Array2::from_shape_vec((m.nrows(), cols.len()), out).map_err(|e| Error::shape("columns", e.to_string()))
 }
@@ -78,6 +81,9 @@ impl<T: Scalar> Dataset<T> {
             ));
         }
         for (what, m, names) in [("x", &self.x, &self.feature_names), ("y", &self.y, &self.target_names)] {
+            if crate::tensor::all_finite_2d(&m.view()) {
+                continue;
+            }
             if let Some(((r, c), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
                 return Err(Error::non_finite(
                     format!("dataset {what}"),

@@ -3,12 +3,14 @@
 //! ([`gemm`], backed by faer), a tiled transpose, and vectorised elementwise exp and sigmoid
 //! ([`vmath`]).
 
+mod finite;
 mod gemm;
 mod pages;
 mod scalar;
 mod transpose;
 pub mod vmath;
 
+pub(crate) use finite::{all_finite, all_finite_2d};
 pub(crate) use gemm::SPLIT_FLOP as GEMM_SPLIT_FLOP;
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
 pub(crate) use pages::{zeroed_huge, zeros_huge};
