@@ -502,7 +502,7 @@ impl<T: Scalar> Mlp<T> {
     /// `cross_entropy`). Data and targets are checked (shapes, NaN/Inf, class range).
     pub fn loss(&self, loss: Loss, x: ArrayView2<'_, T>, y: ArrayView2<'_, T>) -> Result<f64> {
         check_finite(&x, "input data")?;
-        Workspace::new(self, x.nrows()).loss(self, loss, x, y)
+        crate::nn::workspace::cached(self, x.nrows(), |ws| ws.loss(self, loss, x, y))
     }
 
     /// The loss on (x, y) and its gradient with respect to every parameter.
@@ -526,7 +526,9 @@ impl<T: Scalar> Mlp<T> {
     ) -> Result<(f64, Grads<T>)> {
         check_finite(&x, "input data")?;
         let mut grads = Grads::zeros_like(self);
-        let value = Workspace::new(self, x.nrows()).loss_and_grad(self, loss, x, y, &mut grads)?;
+        let value = crate::nn::workspace::cached(self, x.nrows(), |ws| {
+            ws.loss_and_grad(self, loss, x, y, &mut grads)
+        })?;
         Ok((value, grads))
     }
 }
@@ -660,5 +662,33 @@ mod tests {
     fn layers_split_by_weight_rows_give_the_one_thread_passes() {
         owner_passes_match_one_thread::<f32>(1e-5);
         owner_passes_match_one_thread::<f64>(1e-12);
+    }
+
+    /// The convenience methods reuse one cached workspace per thread and precision, whatever
+    /// batch or model came before: their results equal a fresh workspace's, bit for bit.
+    fn cached_workspace_gives_fresh_results<T: Scalar>() {
+        let data = |n: usize, d: usize| {
+            Array2::from_shape_fn((n, d), |(i, j)| T::of(((i * d + j) as f64 * 0.37).sin()))
+        };
+        let a = MlpBuilder::new(&[6, 9, 3]).seed(1).build::<T>().unwrap();
+        let b = MlpBuilder::new(&[4, 300, 2]).seed(2).build::<T>().unwrap();
+        let classes = |n: usize, k: usize| Array2::from_shape_fn((n, 1), |(i, _)| T::of((i % k) as f64));
+        for (m, n) in [(&a, 300), (&b, 5), (&a, 7), (&b, 400), (&a, 1), (&b, 3)] {
+            let (x, y) = (data(n, m.inputs()), classes(n, m.outputs()));
+            let mut fresh = Workspace::new(m, n);
+            let mut g = Grads::zeros_like(m);
+            let l = fresh.loss_and_grad(m, Loss::CrossEntropy, x.view(), y.view(), &mut g).unwrap();
+            let (l2, g2) = m.loss_and_grad(Loss::CrossEntropy, x.view(), y.view()).unwrap();
+            assert_eq!((l.to_bits(), &g), (l2.to_bits(), &g2), "{:?} on {n} rows", m.sizes());
+            assert_eq!(m.loss(Loss::CrossEntropy, x.view(), y.view()).unwrap().to_bits(), l.to_bits());
+            let p = m.predict(x.view()).unwrap();
+            assert_eq!(p, Workspace::new(m, n).forward(m, x.view()).unwrap());
+        }
+    }
+
+    #[test]
+    fn convenience_methods_share_a_cached_workspace_safely() {
+        cached_workspace_gives_fresh_results::<f32>();
+        cached_workspace_gives_fresh_results::<f64>();
     }
 }

@@ -239,8 +239,9 @@ impl<T: Scalar> Mlp<T> {
     pub fn predict(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
         check_input(self, &x, "predict")?;
         check_finite(&x, "input data")?;
-        let mut ws = Workspace::new(self, x.nrows());
-        ws.forward_unchecked(self, x);
-        Ok(ws.output().to_owned())
+        Ok(crate::nn::workspace::cached(self, x.nrows(), |ws| {
+            ws.forward_unchecked(self, x);
+            ws.output().to_owned()
+        }))
     }
 }

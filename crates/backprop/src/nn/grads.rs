@@ -20,14 +20,13 @@ pub struct Grads<T> {
 impl<T: Scalar> Grads<T> {
     /// All-zero gradients shaped like `mlp`.
     pub fn zeros_like(mlp: &Mlp<T>) -> Self {
-        let mut inner = mlp.clone();
-        inner.layers.iter_mut().for_each(|l| {
-            l.weight.fill(T::zero());
-            if let Some(b) = &mut l.bias {
-                b.fill(T::zero());
-            }
+        // Zeros allocated as such, not a copy of the weights overwritten.
+        let layers = mlp.layers.iter().map(|l| super::mlp::Layer {
+            weight: ndarray::Array2::zeros(l.weight.raw_dim()),
+            bias: l.bias.as_ref().map(|b| Array1::zeros(b.len())),
+            activation: l.activation,
         });
-        Grads { inner }
+        Grads { inner: Mlp { layers: layers.collect() } }
     }
 
     /// Whether the shapes (widths and bias flags) equal `mlp`'s.

@@ -41,6 +41,40 @@ pub struct Workspace<T> {
     pub(crate) split_from: SplitFrom,
 }
 
+/// The largest workspace (bytes of buffers) a thread keeps between calls of the convenience
+/// methods; a bigger one (e.g. for a prediction on a whole data set) is freed after its call.
+const CACHE_LIMIT: usize = 64 << 20;
+
+/// Runs `f` on this thread's cached workspace for `T`, grown to fit `mlp` and `rows`.
+///
+/// The convenience methods ([`Mlp::loss`], [`Mlp::loss_and_grad`], [`Mlp::predict`]) take their
+/// buffers here instead of allocating a workspace per call: megabytes freed and allocated again
+/// come back from the kernel as fresh pages each time (784-256-256-10 f32, batch 128: 1.8 ms per
+/// `loss_and_grad` instead of 0.85, page faults and zeroing; batch 1024: 9.2 ms instead of 6.5).
+pub(crate) fn cached<T: Scalar, R>(mlp: &Mlp<T>, rows: usize, f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
+    use std::any::Any;
+    use std::cell::RefCell;
+    thread_local! {
+        static CACHE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    }
+    // Taken out while in use, so a nested call finds none and makes its own.
+    let taken = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = c.iter().position(|b| b.is::<Workspace<T>>());
+        i.map(|i| c.swap_remove(i))
+    });
+    let mut ws = match taken.map(|b| b.downcast::<Workspace<T>>()) {
+        Some(Ok(ws)) => *ws,
+        _ => Workspace::default(),
+    };
+    ws.reserve(mlp, rows);
+    let out = f(&mut ws);
+    if ws.bytes() <= CACHE_LIMIT {
+        CACHE.with(|c| c.borrow_mut().push(Box::new(ws)));
+    }
+    out
+}
+
 /// The smallest product, in flop, that [`Workspace`] passes split between two threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SplitFrom(pub(crate) usize);
@@ -67,6 +101,13 @@ impl<T: Scalar> Workspace<T> {
         let mut ws = Workspace::default();
         ws.reserve(mlp, capacity);
         ws
+    }
+
+    /// Bytes held by the buffers.
+    fn bytes(&self) -> usize {
+        let vecs = self.acts.iter().chain([&self.logits, &self.delta_out, &self.scratch, &self.scratch2]);
+        let len: usize = vecs.chain([&self.grad_part, &self.bias_part]).map(Vec::capacity).sum();
+        len * std::mem::size_of::<T>()
     }
 
     /// The largest batch the buffers hold without growing.
