@@ -14,6 +14,7 @@ pub mod notebook;
 pub mod optim;
 mod parallel;
 pub mod tensor;
+mod thread_cache;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -118,6 +118,12 @@ impl<T: Copy> Pool<T> {
         }
     }
 
+    /// Bytes of the free buffers held.
+    pub(crate) fn bytes(&self) -> usize {
+        let len: usize = self.buckets.iter().map(|(cap, b)| cap * b.len()).sum();
+        len * std::mem::size_of::<T>()
+    }
+
     /// Number of free buffers held (for tests of steady-state reuse).
     pub(crate) fn free_buffers(&self) -> usize {
         self.buckets.iter().map(|(_, b)| b.len()).sum()

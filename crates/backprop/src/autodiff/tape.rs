@@ -76,6 +76,33 @@ impl<T: Scalar> Default for Tape<T> {
     }
 }
 
+/// The most bytes of buffers a dropped tape leaves to the next one on its thread.
+const KEEP_LIMIT: usize = 256 << 20;
+
+impl<T: Scalar> Drop for Tape<T> {
+    /// Hands the tape's buffers to the next tape made on this thread, as [`Tape::reset`] would
+    /// keep them: recording 784-256-256-10 (f32, batch 1024) and its gradient on a new tape per
+    /// step took 16–18 ms, on a reset tape 9.4–10.4 ms — freed megabytes came back from the
+    /// kernel as new pages every step.
+    fn drop(&mut self) {
+        self.truncate(0);
+        let inner = self.inner.get_mut();
+        if inner.pool.bytes() > KEEP_LIMIT {
+            return;
+        }
+        let kept = Inner {
+            nodes: std::mem::take(&mut inner.nodes),
+            pool: std::mem::take(&mut inner.pool),
+            error: None,
+            check_finite: false,
+            adjoints: std::mem::take(&mut inner.adjoints),
+            adjoint_cache: std::mem::take(&mut inner.adjoint_cache),
+            relevant: std::mem::take(&mut inner.relevant),
+        };
+        crate::thread_cache::keep(kept);
+    }
+}
+
 /// Re-creates an error of the kinds the tape records (the `Error` type is not `Clone`).
 pub(crate) fn copy_error(e: &Error) -> Error {
     match e {
@@ -99,19 +126,22 @@ impl<T: Scalar> Tape<T> {
     }
 
     /// An empty tape with room for `nodes` nodes.
+    ///
+    /// It starts with the buffers of the last tape dropped on this thread (see [`Drop`] below),
+    /// so a loop that records each step on a new tape allocates after the first step no more
+    /// than one that [`Tape::reset`]s a single tape.
     pub fn with_capacity(nodes: usize) -> Self {
-        Tape {
-            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            inner: RefCell::new(Inner {
-                nodes: Vec::with_capacity(nodes),
-                pool: Pool::default(),
-                error: None,
-                check_finite: false,
-                adjoints: Vec::new(),
-                adjoint_cache: Vec::new(),
-                relevant: Vec::new(),
-            }),
-        }
+        let mut inner = crate::thread_cache::take::<Inner<T>>().unwrap_or_else(|| Inner {
+            nodes: Vec::new(),
+            pool: Pool::default(),
+            error: None,
+            check_finite: false,
+            adjoints: Vec::new(),
+            adjoint_cache: Vec::new(),
+            relevant: Vec::new(),
+        });
+        inner.nodes.reserve(nodes);
+        Tape { id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed), inner: RefCell::new(inner) }
     }
 
     /// Builder: check every forward value and every backward adjoint for NaN/∞ and report the

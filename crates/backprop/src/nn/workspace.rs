@@ -52,25 +52,11 @@ const CACHE_LIMIT: usize = 64 << 20;
 /// come back from the kernel as fresh pages each time (784-256-256-10 f32, batch 128: 1.8 ms per
 /// `loss_and_grad` instead of 0.85, page faults and zeroing; batch 1024: 9.2 ms instead of 6.5).
 pub(crate) fn cached<T: Scalar, R>(mlp: &Mlp<T>, rows: usize, f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
-    use std::any::Any;
-    use std::cell::RefCell;
-    thread_local! {
-        static CACHE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
-    }
-    // Taken out while in use, so a nested call finds none and makes its own.
-    let taken = CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        let i = c.iter().position(|b| b.is::<Workspace<T>>());
-        i.map(|i| c.swap_remove(i))
-    });
-    let mut ws = match taken.map(|b| b.downcast::<Workspace<T>>()) {
-        Some(Ok(ws)) => *ws,
-        _ => Workspace::default(),
-    };
+    let mut ws = crate::thread_cache::take::<Workspace<T>>().unwrap_or_default();
     ws.reserve(mlp, rows);
     let out = f(&mut ws);
     if ws.bytes() <= CACHE_LIMIT {
-        CACHE.with(|c| c.borrow_mut().push(Box::new(ws)));
+        crate::thread_cache::keep(ws);
     }
     out
 }
