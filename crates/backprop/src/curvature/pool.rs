@@ -12,13 +12,39 @@ use ndarray::Array2;
 /// At most this many buffers are kept (the passes need ~20 at once).
 const MAX_BUFFERS: usize = 48;
 
+/// The most bytes a dropped pool leaves to the next one made on its thread.
+const KEEP_LIMIT: usize = 256 << 20;
+
 /// A pool of allocations; cloning gives an empty pool.
-#[derive(Default)]
 pub(crate) struct Pool(Mutex<Vec<Vec<f64>>>);
+
+/// The buffers of a dropped pool, kept for the next pool made on the same thread.
+struct Kept(Vec<Vec<f64>>);
+
+impl Default for Pool {
+    /// A pool holding the buffers of the last pool dropped on this thread: an objective made per
+    /// call (as the Python bindings do for each `hvp`) would otherwise take every buffer fresh
+    /// from the kernel again.
+    fn default() -> Self {
+        Pool(Mutex::new(crate::thread_cache::take::<Kept>().map_or_else(Vec::new, |k| k.0)))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let buffers = match self.0.get_mut() {
+            Ok(b) => std::mem::take(b),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        if buffers.iter().map(Vec::capacity).sum::<usize>() * size_of::<f64>() <= KEEP_LIMIT {
+            crate::thread_cache::keep(Kept(buffers));
+        }
+    }
+}
 
 impl Clone for Pool {
     fn clone(&self) -> Self {
-        Pool::default()
+        Pool(Mutex::new(Vec::new()))
     }
 }
 
