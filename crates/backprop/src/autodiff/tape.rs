@@ -127,9 +127,9 @@ impl<T: Scalar> Tape<T> {
 
     /// An empty tape with room for `nodes` nodes.
     ///
-    /// It starts with the buffers of the last tape dropped on this thread (see [`Drop`] below),
-    /// so a loop that records each step on a new tape allocates after the first step no more
-    /// than one that [`Tape::reset`]s a single tape.
+    /// It starts with the buffers of the last tape dropped on this thread, so a loop that
+    /// records each step on a new tape allocates, after the first step, no more than one that
+    /// [`Tape::reset`]s a single tape.
     pub fn with_capacity(nodes: usize) -> Self {
         let mut inner = crate::thread_cache::take::<Inner<T>>().unwrap_or_else(|| Inner {
             nodes: Vec::new(),

@@ -507,6 +507,10 @@ impl<T: Scalar> Mlp<T> {
 
     /// The loss on (x, y) and its gradient with respect to every parameter.
     ///
+    /// The passes run in a workspace this thread keeps between calls (up to 64 MB), so calling
+    /// this in a loop allocates only the returned gradient; [`Workspace::loss_and_grad`] with
+    /// your own workspace and [`Grads`] allocates nothing.
+    ///
     /// ```
     /// use backprop::nn::{Init, Loss, MlpBuilder, ParamSelection};
     /// use backprop::notebook;
