@@ -77,7 +77,7 @@ impl<T: Scalar> Default for Tape<T> {
 }
 
 /// The most bytes of buffers a dropped tape leaves to the next one on its thread.
-const KEEP_LIMIT: usize = 256 << 20;
+const KEEP_LIMIT: usize = 128 << 20;
 
 impl<T: Scalar> Drop for Tape<T> {
     /// Hands the tape's buffers to the next tape made on this thread, as [`Tape::reset`] would

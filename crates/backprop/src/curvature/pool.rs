@@ -13,7 +13,7 @@ use ndarray::Array2;
 const MAX_BUFFERS: usize = 48;
 
 /// The most bytes a dropped pool leaves to the next one made on its thread.
-const KEEP_LIMIT: usize = 256 << 20;
+const KEEP_LIMIT: usize = 128 << 20;
 
 /// A pool of allocations; cloning gives an empty pool.
 pub(crate) struct Pool(Mutex<Vec<Vec<f64>>>);
