@@ -401,7 +401,10 @@ def test_ctrl_c_stops_training_and_keeps_the_weights_reached():
     import time
 
     script = (
-        "import numpy as np, backprop\n"
+        "import numpy as np, backprop, signal\n"
+        # A runner started with SIGINT ignored (`nohup cmd &`) passes that on, and Python then
+        # installs no KeyboardInterrupt handler: the child restores it.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "x = np.random.default_rng(0).normal(size=(200, 3)); y = x[:, :1]\n"
         "m = backprop.Mlp([3, 16, 1], activation='tanh', output_activation='identity')\n"
         "w0 = m.get_params()\n"
