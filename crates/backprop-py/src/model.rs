@@ -239,6 +239,25 @@ fn tensors_dict<'py, T: Scalar + Element>(py: Python<'py>, m: &Mlp<T>) -> PyResu
     Ok(out)
 }
 
+/// [`tensors_dict`] by value: each array moves into numpy without a copy (for a 784-256-256-10
+/// gradient, a fresh megabyte per call less).
+fn tensors_dict_owned<'py, T: Scalar + Element>(py: Python<'py>, m: Mlp<T>) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let specs = m.param_specs();
+    let mut layers: Vec<_> = m.layers.into_iter().map(|l| (Some(l.weight), l.bias)).collect();
+    for spec in specs {
+        let (weight, bias) = &mut layers[spec.layer];
+        if spec.is_bias {
+            if let Some(b) = bias.take() {
+                out.set_item(spec.name, b.into_pyarray(py))?;
+            }
+        } else if let Some(w) = weight.take() {
+            out.set_item(spec.name, w.into_pyarray(py))?;
+        }
+    }
+    Ok(out)
+}
+
 #[pymethods]
 impl PyMlp {
     /// Mlp(layers, activation="sigmoid", output_activation=None, *, activations=None,
@@ -513,7 +532,7 @@ impl PyMlp {
             let (xa, _) = self.inputs::<T>(py, x, "x")?;
             let ya = self.targets::<T>(py, y, xa.nrows())?;
             let (value, grads) = run(py, || m.loss_and_grad(loss, xa.view(), ya.view()))?;
-            Ok((value, tensors_dict(py, grads.as_mlp())?))
+            Ok((value, tensors_dict_owned(py, grads.into_mlp())?))
         })
     }
 

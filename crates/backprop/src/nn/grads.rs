@@ -29,6 +29,11 @@ impl<T: Scalar> Grads<T> {
         Grads { inner: Mlp { layers: layers.collect() } }
     }
 
+    /// The gradients as a model-shaped container, by value (no copy).
+    pub fn into_mlp(self) -> Mlp<T> {
+        self.inner
+    }
+
     /// Whether the shapes (widths and bias flags) equal `mlp`'s.
     pub fn fits(&self, mlp: &Mlp<T>) -> bool {
         self.inner.layers.len() == mlp.layers.len()
