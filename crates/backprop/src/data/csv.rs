@@ -44,17 +44,117 @@ pub fn read_csv<T: Scalar>(path: impl AsRef<Path>, opts: &LoadOptions) -> Result
     read_csv_str(&text, path, opts)
 }
 
+/// Where to cut `body` for two threads: just after the line break nearest past its middle; `None`
+/// when it is shorter than `split_from` or holds a quote (a quoted field may span lines).
+fn split_point(body: &str, split_from: usize) -> Option<usize> {
+    let bytes = body.as_bytes();
+    if bytes.len() < split_from.max(2) || bytes.contains(&b'"') {
+        return None;
+    }
+    let at = bytes.len() / 2 + bytes[bytes.len() / 2..].iter().position(|&c| c == b'\n')? + 1;
+    (at < bytes.len()).then_some(at)
+}
+
+/// The header's verdict on each column, for [`parse_rows`].
+struct Columns<'a> {
+    names: &'a [String],
+    features: &'a [usize],
+    targets: &'a [usize],
+    origin: &'a Path,
+}
+
+/// The parsed rows: features row-major, each target column's raw fields, each row's line.
+struct Rows {
+    x: Vec<f64>,
+    raw_targets: Vec<Vec<String>>,
+    lines: Vec<usize>,
+}
+
+impl Rows {
+    /// Appends the rows that follow.
+    fn append(&mut self, mut next: Rows) {
+        self.x.append(&mut next.x);
+        self.raw_targets.iter_mut().zip(&mut next.raw_targets).for_each(|(a, b)| a.append(b));
+        self.lines.append(&mut next.lines);
+    }
+}
+
+/// Parses the data rows in `chunk`, whose first line is line `first_line` of the file (for
+/// errors): features as numbers, targets as trimmed text (numbers or labels are decided later,
+/// from the whole column).
+fn parse_rows<T: Scalar>(chunk: &str, delimiter: u8, first_line: usize, cols: &Columns<'_>) -> Result<Rows> {
+    let Columns { names, features, targets, origin } = *cols;
+    let line_of = |p: Option<&csv::Position>| p.map_or(0, |p| p.line() as usize + first_line - 1);
+    let mut rows = Rows { x: Vec::new(), raw_targets: vec![Vec::new(); targets.len()], lines: Vec::new() };
+    let mut reader = reader(chunk, delimiter);
+    for record in reader.records() {
+        let record = record.map_err(|e| parse_err(origin, line_of(e.position()), 1, e.to_string()))?;
+        let line = line_of(record.position());
+        if record.len() == 1 && record[0].trim().is_empty() {
+            continue; // a blank line (e.g. whitespace only)
+        }
+        if record.len() != names.len() {
+            return Err(parse_err(
+                origin,
+                line,
+                record.len().min(names.len()) + 1,
+                format!("row has {} fields but the header has {} columns", record.len(), names.len()),
+            ));
+        }
+        for &c in features {
+            let v = parse_number(&record[c])
+                .map_err(|m| parse_err(origin, line, c + 1, format!("{m} (column `{}`)", names[c])))?;
+            if !T::of(v).is_finite() {
+                return Err(parse_err(
+                    origin,
+                    line,
+                    c + 1,
+                    format!("{v} overflows {} (column `{}`)", T::DTYPE, names[c]),
+                ));
+            }
+            rows.x.push(v);
+        }
+        for (t, &c) in targets.iter().enumerate() {
+            rows.raw_targets[t].push(record[c].trim().to_string());
+        }
+        rows.lines.push(line);
+    }
+    Ok(rows)
+}
+
 /// Parses CSV text; `origin` names it in errors (a path, or e.g. `builtin:iris`).
 ///
 /// The first row must name the columns. Targets are chosen by [`LoadOptions::targets`]; every
 /// other column is a feature and must be numeric.
 pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) -> Result<Dataset<T>> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's byte-order mark
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(text))
+    parse_csv(text, origin, opts, SPLIT_FROM)
+}
+
+/// Rows of this many bytes or more are parsed in two halves side by side (when the text has no
+/// quote character: then no field spans lines, and a line break splits the rows cleanly). One
+/// thread parses ~130 MB/s here.
+const SPLIT_FROM: usize = 1 << 22;
+
+/// A CSV reader for `text` as this module reads every file: no header handling, ragged rows
+/// allowed (reported with their line), fields untrimmed (trimmed where read).
+fn reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(text.as_bytes())
+}
+
+/// [`read_csv_str`], splitting rows of `split_from` bytes or more between two threads.
+fn parse_csv<T: Scalar>(
+    text: &str,
+    origin: &Path,
+    opts: &LoadOptions,
+    split_from: usize,
+) -> Result<Dataset<T>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text); // Excel's byte-order mark
+    let delimiter = sniff_delimiter(text);
+    let mut reader = reader(text, delimiter);
     let mut records = reader.records();
     let csv_err = |e: csv::Error| {
         let (line, column) = e.position().map_or((0, 0), |p| (p.line() as usize, 1));
@@ -140,41 +240,21 @@ pub fn read_csv_str<T: Scalar>(text: &str, origin: &Path, opts: &LoadOptions) ->
     }
 
     // Rows.
-    let mut x: Vec<f64> = Vec::new();
-    let mut raw_targets: Vec<Vec<String>> = vec![Vec::new(); target_cols.len()];
-    let mut lines: Vec<usize> = Vec::new();
-    for record in records {
-        let record = record.map_err(csv_err)?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
-        if record.len() == 1 && record[0].trim().is_empty() {
-            continue; // a blank line (e.g. whitespace only)
+    let next = records.reader().position().clone();
+    let body = &text[next.byte() as usize..];
+    let columns = Columns { names: &names, features: &feature_cols, targets: &target_cols, origin };
+    let parse = |chunk: &str, first_line: usize| parse_rows::<T>(chunk, delimiter, first_line, &columns);
+    let Rows { x, raw_targets, lines } = match split_point(body, split_from) {
+        Some(at) if rayon::current_num_threads() > 1 => {
+            let (a, b) = body.split_at(at);
+            let b_line = next.line() as usize + a.bytes().filter(|&c| c == b'\n').count();
+            let (a, b) = rayon::join(|| parse(a, next.line() as usize), || parse(b, b_line));
+            let mut rows = a?;
+            rows.append(b?);
+            rows
         }
-        if record.len() != names.len() {
-            return Err(parse_err(
-                origin,
-                line,
-                record.len().min(names.len()) + 1,
-                format!("row has {} fields but the header has {} columns", record.len(), names.len()),
-            ));
-        }
-        for &c in &feature_cols {
-            let v = parse_number(&record[c])
-                .map_err(|m| parse_err(origin, line, c + 1, format!("{m} (column `{}`)", names[c])))?;
-            if !T::of(v).is_finite() {
-                return Err(parse_err(
-                    origin,
-                    line,
-                    c + 1,
-                    format!("{v} overflows {} (column `{}`)", T::DTYPE, names[c]),
-                ));
-            }
-            x.push(v);
-        }
-        for (t, &c) in target_cols.iter().enumerate() {
-            raw_targets[t].push(record[c].trim().to_string());
-        }
-        lines.push(line);
-    }
+        _ => parse(body, next.line() as usize)?,
+    };
     let n = lines.len();
     if n == 0 {
         return Err(Error::Format { path: origin.into(), message: "no data rows after the header".into() });
@@ -256,6 +336,41 @@ mod tests {
             }
             other => panic!("expected a parse error, got {other}"),
         }
+    }
+
+    /// Rows split between two threads (a threshold of 0 splits every quote-free text) give what
+    /// one pass gives: the same data, or the same error at the same line and column.
+    #[test]
+    fn rows_parsed_in_two_halves_match_one_pass() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut rows: Vec<String> =
+            (0..41).map(|i| format!("{}, {} ,{}", i, i as f64 * 0.5, ["p", "q", "r"][i % 3])).collect();
+        rows[7] = String::new(); // a blank line
+        let good = format!("a,b,y\r\n{}\r\n", rows.join("\r\n"));
+        let mut bad_late = rows.clone();
+        bad_late[35] = "35,x,p".into();
+        let mut bad_early = rows.clone();
+        bad_early[3] = "3,4".into();
+        bad_early[30] = "30,y,q".into();
+        let texts =
+            [good, format!("a,b,y\n{}\n", bad_late.join("\n")), format!("a,b,y\n{}", bad_early.join("\n"))];
+        pool.install(|| {
+            for text in &texts {
+                assert!(split_point(text.split_once('\n').unwrap().1, 0).is_some());
+                let one = parse_csv::<f64>(text, Path::new("t.csv"), &LoadOptions::new(), usize::MAX);
+                let two = parse_csv::<f64>(text, Path::new("t.csv"), &LoadOptions::new(), 0);
+                match (one, two) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => assert_eq!(parse_position(a), parse_position(b)),
+                    (a, b) => panic!("one pass {a:?}, two halves {b:?}"),
+                }
+            }
+        });
+        let e = parse_position(
+            parse_csv::<f64>(&texts[1], Path::new("t.csv"), &LoadOptions::new(), 0).unwrap_err(),
+        );
+        assert_eq!((e.0, e.1), (37, 2), "{e:?}"); // row 35 is line 37, field 2
+        assert_eq!(split_point("a,\"b\nc\"\n1,2\n", 0), None); // a quote: never split
     }
 
     #[test]
