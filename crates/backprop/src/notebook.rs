@@ -235,11 +235,7 @@ fn check_finite<'a>(what: &str, values: impl Iterator<Item = &'a f64>) -> Result
 /// [`check_finite`] for a slice, fast: a branch-free vectorised test first (a 10,000×4 batch in
 /// ~2 µs instead of ~25 µs), the element-by-element search only to name a bad element.
 fn check_finite_slice(what: &str, values: &[f64]) -> Result<()> {
-    let all_finite = crate::tensor::vmath::vectorized(
-        #[inline(always)]
-        || values.iter().fold(true, |ok, v| ok & v.is_finite()),
-    );
-    if all_finite { Ok(()) } else { check_finite(what, values.iter()) }
+    if crate::tensor::all_finite(values) { Ok(()) } else { check_finite(what, values.iter()) }
 }
 
 fn check_input(op: &str, x: &ArrayView1<'_, f64>, w: &Weights) -> Result<()> {

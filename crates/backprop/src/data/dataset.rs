@@ -81,10 +81,7 @@ impl<T: Scalar> Dataset<T> {
             ));
         }
         for (what, m, names) in [("x", &self.x, &self.feature_names), ("y", &self.y, &self.target_names)] {
-            if crate::tensor::all_finite_2d(&m.view()) {
-                continue;
-            }
-            if let Some(((r, c), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            if let Some(((r, c), v)) = crate::tensor::first_non_finite_2d(&m.view()) {
                 return Err(Error::non_finite(
                     format!("dataset {what}"),
                     format!("row {r} (0-based), column `{}` is {v}", names[c]),

@@ -105,10 +105,7 @@ fn as_matrix(path: &Path, name: &str, a: ArrayD<f64>) -> Result<Array2<f64>> {
 }
 
 fn check_finite(path: &Path, name: &str, m: &Array2<f64>) -> Result<()> {
-    if crate::tensor::all_finite_2d(&m.view()) {
-        return Ok(());
-    }
-    if let Some(((r, c), v)) = m.indexed_iter().find(|(_, v)| !v.is_finite()) {
+    if let Some(((r, c), v)) = crate::tensor::first_non_finite_2d(&m.view()) {
         return Err(Error::non_finite(
             format!("{} array `{name}`", path.display()),
             format!("row {r}, column {c} (0-based) is {v}"),

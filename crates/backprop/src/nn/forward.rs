@@ -157,10 +157,7 @@ pub(crate) fn check_input<T: Scalar>(mlp: &Mlp<T>, x: &ArrayView2<'_, T>, op: &s
 
 /// Checks every entry of `a` is finite, naming `what`, the row and the column.
 pub(crate) fn check_finite<T: Scalar>(a: &ArrayView2<'_, T>, what: &str) -> Result<()> {
-    if crate::tensor::all_finite_2d(a) {
-        return Ok(());
-    }
-    if let Some(((i, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+    if let Some(((i, j), v)) = crate::tensor::first_non_finite_2d(a) {
         return Err(Error::non_finite(what, format!("row {i}, column {j} is {v}")));
     }
     Ok(())

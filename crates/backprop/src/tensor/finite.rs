@@ -6,20 +6,15 @@
 use ndarray::ArrayView2;
 
 use super::Scalar;
+use super::vmath::{lane_sum, vectorized};
 
-/// Whether every element is finite: x·0 is 0 for finite x and NaN otherwise, summed in 16
-/// lanes so the loop vectorises.
+/// Whether every element is finite: x·0 is 0 for finite x and NaN otherwise, so the sum of
+/// x·0 ([`lane_sum`]: 16 lanes, at the CPU's widest vector width) is finite exactly then.
 pub(crate) fn all_finite<T: Scalar>(x: &[T]) -> bool {
-    let zero = T::zero();
-    let mut acc = [zero; 16];
-    let chunks = x.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..16 {
-            acc[k] += c[k] * zero;
-        }
-    }
-    acc.iter().chain(rest).all(|v| v.is_finite())
+    vectorized(
+        #[inline(always)]
+        || lane_sum(x, |v| v * T::zero()).is_finite(),
+    )
 }
 
 /// [`all_finite`] of a matrix of any layout.
@@ -31,6 +26,16 @@ pub(crate) fn all_finite_2d<T: Scalar>(a: &ArrayView2<'_, T>) -> bool {
             None => r.iter().all(|v| v.is_finite()),
         }),
     }
+}
+
+/// The first entry of `a` (row-major order) that is NaN or ±∞, with its row and column: what
+/// every check of a data matrix reports. The vectorised test runs first; the search only once
+/// it has failed.
+pub(crate) fn first_non_finite_2d<T: Scalar>(a: &ArrayView2<'_, T>) -> Option<((usize, usize), T)> {
+    if all_finite_2d(a) {
+        return None;
+    }
+    a.indexed_iter().find(|(_, v)| !v.is_finite()).map(|(at, &v)| (at, v))
 }
 
 #[cfg(test)]
@@ -57,5 +62,9 @@ mod tests {
         assert!(!all_finite_2d(&a.view()) && !all_finite_2d(&a.t()));
         assert!(!all_finite_2d(&a.slice(ndarray::s![.., ..;2])));
         assert!(all_finite_2d(&a.slice(ndarray::s![.., ..;3])));
+        a[[1, 6]] = f64::INFINITY;
+        assert_eq!(first_non_finite_2d(&a.view()), Some(((1, 6), f64::INFINITY)));
+        assert_eq!(first_non_finite_2d(&a.t()).map(|(at, _)| at), Some((4, 3)));
+        assert_eq!(first_non_finite_2d(&Array2::<f32>::zeros((3, 2)).view()), None);
     }
 }

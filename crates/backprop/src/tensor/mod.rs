@@ -10,7 +10,7 @@ mod scalar;
 mod transpose;
 pub mod vmath;
 
-pub(crate) use finite::{all_finite, all_finite_2d};
+pub(crate) use finite::{all_finite, first_non_finite_2d};
 pub(crate) use gemm::SPLIT_FLOP as GEMM_SPLIT_FLOP;
 pub use gemm::{clear_upper_simd_state, gemm, gemm_into, gemm_into_seq};
 pub(crate) use pages::{zeroed_huge, zeros_huge};

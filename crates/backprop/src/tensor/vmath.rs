@@ -246,6 +246,19 @@ pub fn tanh_in_place<T: crate::Scalar>(xs: &mut [T]) {
     )
 }
 
+/// Σ f(x) in 16 lanes (position k into lane k mod 16), then the lanes and the remainder in
+/// order: a fixed order that vectorises, where one running sum is a chain of dependent
+/// additions.
+#[inline(always)]
+pub(crate) fn lane_sum<T: crate::Scalar>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let (chunks, rest) = x.as_chunks::<16>();
+    let lanes = chunks.iter().fold([T::zero(); 16], |mut l, c| {
+        l.iter_mut().zip(c).for_each(|(l, &c)| *l += f(c));
+        l
+    });
+    lanes.into_iter().chain(rest.iter().map(|&v| f(v))).fold(T::zero(), |a, b| a + b)
+}
+
 /// `x ← σ(x)` for every element, vectorised.
 pub fn sigmoid_in_place<T: crate::Scalar>(xs: &mut [T]) {
     vectorized(
@@ -257,6 +270,14 @@ pub fn sigmoid_in_place<T: crate::Scalar>(xs: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_sums_add_every_entry() {
+        for len in [0, 1, 15, 16, 17, 40] {
+            let x: Vec<f64> = (0..len).map(|k| k as f64 + 0.5).collect();
+            assert_eq!(lane_sum(&x, |v| v), x.iter().sum::<f64>(), "{len}");
+        }
+    }
     use crate::notebook::stable_sigmoid;
 
     /// Distance in units in the last place between two finite f64 of the same sign (0 if equal).
