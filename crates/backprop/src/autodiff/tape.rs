@@ -40,7 +40,7 @@ pub(crate) struct Node<T> {
     pub(crate) pending: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Inner<T> {
     pub(crate) nodes: Vec<Node<T>>,
     pub(crate) pool: Pool<T>,
@@ -90,15 +90,7 @@ impl<T: Scalar> Drop for Tape<T> {
         if inner.pool.bytes() > KEEP_LIMIT {
             return;
         }
-        let kept = Inner {
-            nodes: std::mem::take(&mut inner.nodes),
-            pool: std::mem::take(&mut inner.pool),
-            error: None,
-            check_finite: false,
-            adjoints: std::mem::take(&mut inner.adjoints),
-            adjoint_cache: std::mem::take(&mut inner.adjoint_cache),
-            relevant: std::mem::take(&mut inner.relevant),
-        };
+        let kept = Inner { error: None, check_finite: false, ..std::mem::take(inner) };
         crate::thread_cache::keep(kept);
     }
 }
@@ -134,15 +126,7 @@ impl<T: Scalar> Tape<T> {
     /// records each step on a new tape allocates, after the first step, no more than one that
     /// [`Tape::reset`]s a single tape.
     pub fn with_capacity(nodes: usize) -> Self {
-        let mut inner = crate::thread_cache::take::<Inner<T>>().unwrap_or_else(|| Inner {
-            nodes: Vec::new(),
-            pool: Pool::default(),
-            error: None,
-            check_finite: false,
-            adjoints: Vec::new(),
-            adjoint_cache: Vec::new(),
-            relevant: Vec::new(),
-        });
+        let mut inner = crate::thread_cache::take::<Inner<T>>().unwrap_or_default();
         inner.nodes.reserve(nodes);
         Tape { id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed), inner: RefCell::new(inner) }
     }
